@@ -1,0 +1,1 @@
+"""Head-parameter sequences: format readers/writers, retiming, expression-space mapping, range alignment."""

@@ -1,0 +1,1 @@
+"""Gaussian sets, UV sampling and binding, 3D lifting and identity sources."""

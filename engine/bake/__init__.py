@@ -1,0 +1,1 @@
+"""AGORA-M: Gaussian blendshape baking (residual sampling, streaming SVD, coefficient MLP, runtime)."""

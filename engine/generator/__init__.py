@@ -1,0 +1,1 @@
+"""AGORA networks (torch), checkpoints (safetensors + JSON) and ONNX export/inference."""

@@ -1,0 +1,1 @@
+"""Interchange formats: 3DGS PLY and friends."""

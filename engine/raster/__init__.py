@@ -1,0 +1,1 @@
+"""Render backends with one signature: reference (torch), cpu (numba), gsplat (CUDA)."""

@@ -1,0 +1,16 @@
+"""Thin operators: read properties into a settings dataclass, call engine/, report, write results.
+
+Submodules are registered in the order of ``_MODULES`` and unregistered in reverse.
+"""
+
+_MODULES = ()
+
+
+def register():
+    for module in _MODULES:
+        module.register()
+
+
+def unregister():
+    for module in reversed(_MODULES):
+        module.unregister()

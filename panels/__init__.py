@@ -1,0 +1,16 @@
+"""UI only: sidebar tabs, properties-editor panels and menu entries. Panels draw; they never compute.
+
+Submodules are registered in the order of ``_MODULES`` and unregistered in reverse.
+"""
+
+_MODULES = ()
+
+
+def register():
+    for module in _MODULES:
+        module.register()
+
+
+def unregister():
+    for module in reversed(_MODULES):
+        module.unregister()
