@@ -3,7 +3,9 @@
 Submodules are registered in the order of ``_MODULES`` and unregistered in reverse.
 """
 
-_MODULES = ()
+from . import gpu_deps
+
+_MODULES = (gpu_deps,)
 
 
 def register():

@@ -1,0 +1,129 @@
+"""Add-on preferences and the add-on's run-time environment.
+
+Registered first (see ``__init__.py``). ``register()`` prepares the environment before any
+``engine`` module is imported:
+- ``NUMBA_CACHE_DIR`` -> ``<extension user folder>/numba_cache`` unless the user has set it
+  (numba reads it once, at import; the extension's own folder must stay read-only);
+- the folder the opt-in GPU installer writes (``<extension user folder>/site-packages``) is
+  appended to ``sys.path`` when it exists, so torch and gsplat installed there import.
+``unregister()`` undoes both.
+
+The preferences show whether GPU rendering is possible (torch with CUDA, and gsplat) and offer
+the opt-in installer (``operators/gpu_deps.py``); it needs Blender's "Allow Online Access".
+"""
+
+import importlib.util
+import os
+import sys
+
+import bpy
+
+ADDON_PACKAGE = __package__
+
+# What prepare_environment() changed, so restore_environment() undoes exactly that.
+_changed = {"numba_cache": False, "sys_path": None}
+
+
+def user_folder(name: str, create: bool) -> str:
+    """A folder under the extension's user directory (the only place the add-on writes)."""
+    return bpy.utils.extension_path_user(ADDON_PACKAGE, path=name, create=create)
+
+
+def gpu_site_packages(create: bool = False) -> str:
+    """Where the GPU installer puts torch and gsplat."""
+    return user_folder("site-packages", create=create)
+
+
+def prepare_environment() -> None:
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        os.environ["NUMBA_CACHE_DIR"] = user_folder("numba_cache", create=True)
+        _changed["numba_cache"] = True
+    add_gpu_site_packages()
+
+
+def add_gpu_site_packages() -> bool:
+    """Append the GPU packages' folder to sys.path if it exists; True when it is there."""
+    folder = gpu_site_packages(create=False)
+    if not os.path.isdir(folder):
+        return False
+    if folder not in sys.path:
+        sys.path.append(folder)
+        _changed["sys_path"] = folder
+        importlib.invalidate_caches()
+    return True
+
+
+def restore_environment() -> None:
+    if _changed["numba_cache"]:
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+        _changed["numba_cache"] = False
+    folder = _changed["sys_path"]
+    if folder is not None and folder in sys.path:
+        sys.path.remove(folder)
+    _changed["sys_path"] = None
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class GAUSSIAN_HEADS_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    extra_index_url: bpy.props.StringProperty(
+        name="Extra Index URL",
+        description=(
+            "Optional extra package index for the GPU installer. PyPI's Linux torch wheels include "
+            "CUDA; on Windows PyPI's torch is CPU-only, so give PyTorch's CUDA index here "
+            "(for example https://download.pytorch.org/whl/cu128)"
+        ),
+        default="",
+    )
+
+    def draw(self, context):
+        from .operators import gpu_deps  # imported here: registration has finished by now
+
+        layout = self.layout
+        box = layout.box()
+        box.label(text="GPU rendering (gsplat)")
+        status = gpu_deps.last_status()
+        if status is None:
+            have = [name for name in ("torch", "gsplat") if _installed(name)]
+            text = (f"Installed: {', '.join(have)}; press Check to test CUDA" if have
+                    else "torch and gsplat are not installed: rendering uses the CPU")
+            box.label(text=text, icon='QUESTION')
+        else:
+            box.label(text=status.summary(), icon='CHECKMARK' if status.ready else 'ERROR')
+        box.operator("gaussian_heads.check_gpu", icon='FILE_REFRESH')
+
+        box = layout.box()
+        box.label(text="Install GPU dependencies (torch, gsplat; several GB)")
+        job = gpu_deps.current_job()
+        if job is not None and job.running:
+            box.label(text=job.status_line(), icon='SORTTIME')
+            box.operator("gaussian_heads.cancel_gpu_install", icon='CANCEL')
+        else:
+            if job is not None and job.status_line():
+                box.label(text=job.status_line(), icon='INFO')
+            box.prop(self, "extra_index_url")
+            box.operator("gaussian_heads.install_gpu_deps", icon='IMPORT')
+            if not bpy.app.online_access:
+                box.label(text="Needs Preferences > System > Network > Allow Online Access", icon='ERROR')
+        box.label(text=f"Folder: {gpu_site_packages(create=False)}")
+
+
+classes = (GAUSSIAN_HEADS_AddonPreferences,)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register():
+    prepare_environment()
+    _register_classes()
+
+
+def unregister():
+    _unregister_classes()
+    restore_environment()

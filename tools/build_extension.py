@@ -1,0 +1,337 @@
+"""Build the per-platform Blender extension zips: ``make extension`` (or run this file).
+
+    .venv/bin/python tools/build_extension.py [--platform linux-x64 ...] [--offline]
+
+Steps:
+1. For each target platform, make sure ``wheels/`` holds a wheel of every bundled package, at
+   the pinned version, built for CPython 3.11 on that platform. Missing ones are fetched with
+   ``pip download --only-binary=:all: --no-deps --python-version 3.11 --implementation cp
+   --platform <tags>``; wheels already in ``wheels/`` are reused, so a re-run does not touch the
+   network.
+2. Check the dependency closure: every ``Requires-Dist`` of every bundled wheel whose marker is
+   true on the target (CPython 3.11, that OS and CPU, no extras) is either bundled at a version
+   that satisfies it, or provided by Blender itself (numpy). The build fails otherwise, so a new
+   dependency in a future pin cannot slip through unnoticed.
+3. Stage a copy of the source tree (``out/extension/stage/gaussian_heads``) with the selected
+   wheels under ``wheels/`` and a manifest that gains ``platforms = [...]`` and
+   ``wheels = [...]``. The committed ``blender_manifest.toml`` deliberately has neither: a fresh
+   clone has no wheels, and a manifest that lists absent wheels fails Blender's validation, so
+   the repository could no longer be linked as a development extension or validated as is.
+   Writing the generated lists into a staged copy keeps the committed manifest valid and the
+   working tree untouched by builds.
+4. Build with Blender's own extension CLI (``blender_ext.py build --split-platforms``, with
+   Blender's list of valid tags) into ``dist/`` and run ``blender_ext.py validate`` on every zip.
+
+Bundled (Blender lacks them): onnxruntime, scipy, numba, llvmlite, plyfile, safetensors and their
+run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it
+(1.26.x, which every pin here accepts). torch and gsplat are not bundled either: they are large,
+CUDA-specific and optional; the add-on preferences offer an opt-in installer for them.
+
+Platforms: linux-x64, windows-x64, macos-arm64. macOS on Intel (macos-x64) cannot be built:
+onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels. The
+macos-arm64 zip needs macOS 14 or newer (onnxruntime's wheel is ``macosx_14_0_arm64``).
+The wheels are CPython 3.11 builds, which is why the manifest limits Blender to 4.2 up to 5.0
+(Blender 5.1 moves to Python 3.13).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import zipfile
+from email.parser import HeaderParser
+
+from packaging import tags as ptags
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MANIFEST = "blender_manifest.toml"
+PYTHON_VERSION = (3, 11)
+
+# Packages Blender itself provides to every add-on, with the oldest version we support there
+# (Blender 4.2 LTS and 5.0 both ship numpy 1.26.4).
+PROVIDED_BY_BLENDER = {"numpy": Version("1.26.4")}
+
+# What the extension bundles. Versions come from requirements.txt where it pins the package;
+# EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
+# development environment resolved, so tests ran against exactly these).
+BUNDLED = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+           "flatbuffers", "protobuf", "packaging")
+EXTRA_PINS = {"flatbuffers": "25.12.19", "protobuf": "7.36.2"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Platform:
+    name: str                    # Blender's platform name
+    wheel_platforms: tuple[str, ...]  # wheel platform tags, most preferred first
+    markers: dict                # PEP 508 environment of the target
+
+
+def _manylinux_x86_64() -> tuple[str, ...]:
+    # Blender 4.2+ needs glibc 2.28 on Linux, so manylinux_2_28 is the newest tag it can load.
+    newer = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1))
+    return newer + ("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
+
+
+def _macos(arch: str, newest: tuple[int, int]) -> tuple[str, ...]:
+    return tuple(ptags.mac_platforms(newest, arch))
+
+
+_COMMON_MARKERS = {
+    "python_version": "3.11", "python_full_version": "3.11.9", "implementation_name": "cpython",
+    "platform_python_implementation": "CPython", "implementation_version": "3.11.9",
+    "platform_release": "", "platform_version": "",
+}
+
+PLATFORMS = {
+    "linux-x64": Platform("linux-x64", _manylinux_x86_64(), {
+        **_COMMON_MARKERS, "sys_platform": "linux", "platform_system": "Linux",
+        "os_name": "posix", "platform_machine": "x86_64"}),
+    "windows-x64": Platform("windows-x64", ("win_amd64",), {
+        **_COMMON_MARKERS, "sys_platform": "win32", "platform_system": "Windows",
+        "os_name": "nt", "platform_machine": "AMD64"}),
+    "macos-arm64": Platform("macos-arm64", _macos("arm64", (14, 0)), {
+        **_COMMON_MARKERS, "sys_platform": "darwin", "platform_system": "Darwin",
+        "os_name": "posix", "platform_machine": "arm64"}),
+}
+UNSUPPORTED = {
+    "macos-x64": "onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels",
+}
+
+
+class BuildError(Exception):
+    pass
+
+
+def pinned_versions(requirements: pathlib.Path = REPO / "requirements.txt") -> dict[str, str]:
+    """name -> version for every bundled package (requirements.txt first, then EXTRA_PINS)."""
+    pins: dict[str, str] = {}
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        spec = list(req.specifier)
+        if len(spec) == 1 and spec[0].operator == "==":
+            pins[canonicalize_name(req.name)] = spec[0].version
+    result = {}
+    for name in BUNDLED:
+        key = canonicalize_name(name)
+        version = pins.get(key) or EXTRA_PINS.get(name)
+        if version is None:
+            raise BuildError(f"no pinned version for bundled package {name!r}: pin it in requirements.txt")
+        if key in pins and name in EXTRA_PINS and pins[key] != EXTRA_PINS[name]:
+            raise BuildError(f"{name}: requirements.txt pins {pins[key]}, EXTRA_PINS {EXTRA_PINS[name]}")
+        result[key] = version
+    return result
+
+
+def supported_tags(platform: Platform) -> list[ptags.Tag]:
+    """Tags a CPython 3.11 of ``platform`` loads, most preferred first."""
+    plats = list(platform.wheel_platforms)
+    return [*ptags.cpython_tags(PYTHON_VERSION, abis=["cp311"], platforms=plats),
+            *ptags.compatible_tags(PYTHON_VERSION, interpreter="cp311", platforms=plats)]
+
+
+def select_wheel(wheel_dir: pathlib.Path, name: str, version: str, platform: Platform) -> pathlib.Path | None:
+    """The best wheel in ``wheel_dir`` for name==version on ``platform``, or None."""
+    rank = {tag: i for i, tag in enumerate(supported_tags(platform))}
+    best: tuple[int, pathlib.Path] | None = None
+    for path in wheel_dir.glob("*.whl"):
+        try:
+            wname, wversion, _build, wtags = parse_wheel_filename(path.name)
+        except ValueError:
+            continue
+        if wname != name or wversion != Version(version):
+            continue
+        score = min((rank[t] for t in wtags if t in rank), default=None)
+        if score is not None and (best is None or score < best[0]):
+            best = (score, path)
+    return None if best is None else best[1]
+
+
+def pip_download(wheel_dir: pathlib.Path, requirements: list[str], platform: Platform) -> None:
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+           "--only-binary=:all:", "--no-deps", "--python-version", "3.11", "--implementation", "cp",
+           "--abi", "cp311", "--abi", "abi3", "--abi", "none", "--dest", str(wheel_dir)]
+    for tag in platform.wheel_platforms:
+        cmd += ["--platform", tag]
+    cmd += ["--platform", "any", *requirements]
+    print(f"[{platform.name}] pip download {' '.join(requirements)}", flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"pip download failed for {platform.name}:\n{proc.stdout[-3000:]}")
+
+
+def ensure_wheels(wheel_dir: pathlib.Path, platform: Platform, pins: dict[str, str],
+                  offline: bool = False) -> list[pathlib.Path]:
+    """The wheel of every bundled package for ``platform``; downloads only what is missing."""
+    missing = [name for name, version in pins.items() if select_wheel(wheel_dir, name, version, platform) is None]
+    if missing:
+        if offline:
+            raise BuildError(f"[{platform.name}] not in {wheel_dir} and --offline given: {', '.join(missing)}")
+        pip_download(wheel_dir, [f"{name}=={pins[name]}" for name in missing], platform)
+    chosen = []
+    for name, version in pins.items():
+        path = select_wheel(wheel_dir, name, version, platform)
+        if path is None:
+            raise BuildError(f"[{platform.name}] no CPython 3.11 wheel of {name}=={version} for this platform")
+        chosen.append(path)
+    return chosen
+
+
+def wheel_requirements(path: pathlib.Path) -> list[Requirement]:
+    with zipfile.ZipFile(path) as zf:
+        meta_name = next(n for n in zf.namelist()
+                         if n.count("/") == 1 and n.split("/")[0].endswith(".dist-info") and n.endswith("/METADATA"))
+        meta = HeaderParser().parsestr(zf.read(meta_name).decode("utf-8"))
+    return [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
+
+
+def check_closure(wheels: list[pathlib.Path], platform: Platform) -> None:
+    """Fail unless every run-time requirement of ``wheels`` on ``platform`` is met."""
+    available = dict(PROVIDED_BY_BLENDER)
+    for path in wheels:
+        name, version, _b, _t = parse_wheel_filename(path.name)
+        available[name] = version
+    problems = []
+    for path in wheels:
+        for req in wheel_requirements(path):
+            if req.marker is not None and not req.marker.evaluate({**platform.markers, "extra": ""}):
+                continue
+            have = available.get(canonicalize_name(req.name))
+            if have is None:
+                problems.append(f"{path.name} needs {req}, which is neither bundled nor part of Blender")
+            elif req.specifier and not req.specifier.contains(have, prereleases=True):
+                problems.append(f"{path.name} needs {req}, but {req.name} {have} is what we have")
+    if problems:
+        raise BuildError(f"[{platform.name}] dependency closure is incomplete:\n  " + "\n  ".join(problems))
+
+
+def _ignore_for_stage(directory: str, names: list[str]) -> set[str]:
+    ignored = {n for n in names if n in ("__pycache__", ".pytest_cache", ".hypothesis") or n.endswith(".pyc")}
+    if pathlib.Path(directory).resolve() == REPO:
+        # Large or generated top-level folders; the manifest's paths_exclude_pattern drops the rest.
+        ignored |= {n for n in names if n in (".git", ".venv", "out", "dist", "wheels")}
+    return ignored
+
+
+def stage(stage_dir: pathlib.Path, wheels: list[pathlib.Path], platforms: list[str]) -> pathlib.Path:
+    """Copy the source tree and the wheels into ``stage_dir``; write the generated manifest."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    shutil.copytree(REPO, stage_dir, ignore=_ignore_for_stage, symlinks=False)
+    (stage_dir / "wheels").mkdir()
+    for path in wheels:
+        shutil.copy2(path, stage_dir / "wheels" / path.name)
+    text = (REPO / MANIFEST).read_text()
+    if re.search(r"^\s*(wheels|platforms)\s*=", text, re.M):
+        raise BuildError(f"{MANIFEST} already lists wheels/platforms; the build writes them into a staged copy")
+    generated = ("\n# Written by tools/build_extension.py into the staged copy only.\n"
+                 f"platforms = [{', '.join(repr(p).replace(chr(39), chr(34)) for p in platforms)}]\n"
+                 "wheels = [\n" + "".join(f'  "./wheels/{p.name}",\n' for p in sorted(wheels)) + "]\n")
+    # Top-level keys must come before the first table header.
+    first_table = re.search(r"^\[", text, re.M)
+    cut = first_table.start() if first_table else len(text)
+    text = text[:cut] + generated + "\n" + text[cut:]
+    tomllib.loads(text)  # fail here, not inside Blender's tool, if the result is not TOML
+    (stage_dir / MANIFEST).write_text(text)
+    return stage_dir
+
+
+def blender_ext() -> tuple[pathlib.Path, pathlib.Path]:
+    """Paths of Blender's extension CLI and of its list of valid tags, from the bpy module."""
+    import importlib.util
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError("the bpy module is not installed: run `make setup`")
+    bpy_dir = pathlib.Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted(bpy_dir.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not candidates:
+        raise BuildError(f"blender_ext.py not found under {bpy_dir}")
+    cli = candidates[-1]
+    valid_tags = cli.parents[3] / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+    return cli, valid_tags
+
+
+def run_blender_ext(*args: str) -> str:
+    cli, _ = blender_ext()
+    proc = subprocess.run([sys.executable, str(cli), *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"blender_ext.py {args[0]} failed:\n{proc.stdout}")
+    return proc.stdout
+
+
+def manifest_id_version() -> tuple[str, str]:
+    data = tomllib.loads((REPO / MANIFEST).read_text())
+    return data["id"], data["version"]
+
+
+def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", out_dir: pathlib.Path = REPO / "dist",
+          stage_root: pathlib.Path = REPO / "out" / "extension", offline: bool = False) -> list[pathlib.Path]:
+    """Build and validate one zip per platform; returns their paths."""
+    for name in platforms:
+        if name in UNSUPPORTED:
+            raise BuildError(f"{name} cannot be built: {UNSUPPORTED[name]}")
+        if name not in PLATFORMS:
+            raise BuildError(f"unknown platform {name!r}; choose from {', '.join(PLATFORMS)}")
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    pins = pinned_versions()
+    all_wheels: set[pathlib.Path] = set()
+    for name in platforms:
+        chosen = ensure_wheels(wheel_dir, PLATFORMS[name], pins, offline=offline)
+        check_closure(chosen, PLATFORMS[name])
+        all_wheels.update(chosen)
+    ext_id, version = manifest_id_version()
+    stage_dir = stage(stage_root / "stage" / ext_id, sorted(all_wheels), platforms)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _, valid_tags = blender_ext()
+    zips = [out_dir / f"{ext_id}-{version}-{name.replace('-', '_')}.zip" for name in platforms]
+    for path in zips:
+        path.unlink(missing_ok=True)
+    run_blender_ext("build", "--source-dir", str(stage_dir), "--output-dir", str(out_dir),
+                    "--split-platforms", "--valid-tags", str(valid_tags))
+    for path in zips:
+        if not path.is_file():
+            raise BuildError(f"blender_ext.py build did not write {path}")
+        run_blender_ext("validate", str(path), "--valid-tags", str(valid_tags))
+    return zips
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--platform", action="append", choices=[*PLATFORMS, *UNSUPPORTED],
+                        help="build only this platform (repeatable); default: all supported")
+    parser.add_argument("--wheel-dir", type=pathlib.Path, default=REPO / "wheels",
+                        help="download cache for the bundled wheels (default: wheels/)")
+    parser.add_argument("--output-dir", type=pathlib.Path, default=REPO / "dist")
+    parser.add_argument("--offline", action="store_true",
+                        help="never download: fail if a wheel is not already in the cache")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        zips = build(args.platform or list(PLATFORMS), wheel_dir=args.wheel_dir.resolve(),
+                     out_dir=args.output_dir.resolve(), offline=args.offline)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Built and validated in {time.perf_counter() - start:.1f} s:")
+    for path in zips:
+        print(f"  {path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    print("Install: Blender > Edit > Preferences > Get Extensions > (menu) Install from Disk...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
