@@ -1,6 +1,267 @@
-"""The Gaussian Heads render engine (bl_idname 'GAUSSIAN_HEADS')."""
+"""The Gaussian Heads render engine (bl_idname 'GAUSSIAN_HEADS').
+
+This module only gathers plain data from Blender and writes pixels back; posing, merging,
+rasterizing and colour conversion happen in ``engine.scene_render`` (no bpy), which the tests
+drive directly.
+
+* ``render`` (F12, ``render(animation=True)``, ``blender -b file.blend -a``): every visible avatar
+  of the evaluated depsgraph at the current frame, through the scene camera, at the scene's
+  resolution (percentage and border respected), into the Combined and Depth passes.
+* ``view_update``/``view_draw``: the interactive viewport at ``viewport_scale`` while the view
+  changes, refined to full resolution once it has been idle (a timer tags a redraw).
+"""
+
+from __future__ import annotations
 
 import bpy
+import numpy as np
 
-classes = ()
+from .engine.errors import GaussianHeadsError
+from .engine.scene_render import (AvatarInstance, RenderSettings, ViewportRenderer, bottom_up,
+                                  crop_image, merge_avatars, params_from_channels, render_gaussians)
+
+ENGINE_ID = 'GAUSSIAN_HEADS'
+DEPTH_PASS = "Depth"
+
+
+# --- gathering (bpy -> plain data) ----------------------------------------------------------
+
+def render_settings(scene) -> RenderSettings:
+    props = scene.gaussian_heads
+    return RenderSettings(mode=props.mode.lower(), sh_degree=int(props.sh_degree),
+                          backend=props.backend.lower())
+
+
+def world_background(scene):
+    """Scene-linear RGB of the world, or None when the film is transparent."""
+    if scene.render.film_transparent:
+        return None
+    world = scene.world
+    return tuple(world.color) if world is not None else (0.0, 0.0, 0.0)
+
+
+def head_params(obj, identity):
+    """HeadParams from an (evaluated) avatar object's properties, for ``identity.model``."""
+    props = obj.gaussian_heads
+    count = len(props.expr)
+    values = np.zeros(count, np.float32)
+    if count:
+        props.expr.foreach_get("value", values)
+    names = [channel.name for channel in props.expr]
+    shape = np.asarray(identity.shape, np.float32).copy()
+    used = min(int(props.shape_count), shape.shape[0])
+    if used:
+        shape[:used] = np.asarray(props.shape, np.float32)[:used]
+    return params_from_channels(identity.model, names, values, props.jaw, props.neck,
+                                props.head_rot, props.eyes, props.translation, shape)
+
+
+def avatar_identity(obj):
+    """The identity to pose for ``obj``."""
+    from .operators import storage
+
+    return storage.load_identity(obj)
+
+
+def avatar_instances(depsgraph):
+    """AvatarInstance for every visible avatar in the evaluated depsgraph (instancing included)."""
+    from .operators import storage
+
+    instances = []
+    for instance in depsgraph.object_instances:
+        obj = instance.instance_object if instance.is_instance else instance.object
+        if obj is None or obj.type != 'POINTCLOUD' or not obj.gaussian_heads.is_avatar:
+            continue
+        if not storage.has_identity(obj):
+            continue
+        identity = avatar_identity(obj)
+        instances.append(AvatarInstance(obj.name, identity, head_params(obj, identity),
+                                        np.array(instance.matrix_world, np.float64)))
+    return instances
+
+
+def camera_settings(scene, camera_obj, width: int, height: int):
+    """BlenderCameraSettings from an evaluated camera object and the scene's render settings."""
+    from .engine.raster.blender_camera import BlenderCameraSettings
+
+    cam = camera_obj.data
+    render = scene.render
+    return BlenderCameraSettings(
+        matrix_world=np.array(camera_obj.matrix_world, np.float64),
+        type=cam.type,
+        lens=float(cam.lens),
+        lens_unit=cam.lens_unit,
+        angle=float(cam.angle),
+        ortho_scale=float(cam.ortho_scale),
+        sensor_width=float(cam.sensor_width),
+        sensor_height=float(cam.sensor_height),
+        sensor_fit=cam.sensor_fit,
+        shift_x=float(cam.shift_x),
+        shift_y=float(cam.shift_y),
+        clip_start=float(cam.clip_start),
+        clip_end=float(cam.clip_end),
+        resolution_x=int(render.resolution_x),
+        resolution_y=int(render.resolution_y),
+        resolution_percentage=int(render.resolution_percentage),
+        pixel_aspect_x=float(render.pixel_aspect_x),
+        pixel_aspect_y=float(render.pixel_aspect_y),
+        use_border=bool(render.use_border),
+        use_crop_to_border=bool(render.use_crop_to_border),
+        border_min_x=float(render.border_min_x),
+        border_max_x=float(render.border_max_x),
+        border_min_y=float(render.border_min_y),
+        border_max_y=float(render.border_max_y),
+    )
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
+    bl_idname = ENGINE_ID
+    bl_label = "Gaussian Heads"
+    bl_use_preview = False
+    bl_use_eevee_viewport = False
+    bl_use_shading_nodes_custom = False
+    bl_use_postprocess = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._viewport = ViewportRenderer()
+        self._viewport_error = ""
+        self._refine_timer = None
+
+    def __del__(self):
+        try:
+            timer = self._refine_timer
+        except (AttributeError, ReferenceError):  # the RNA side may already be gone
+            return
+        if timer is not None and bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
+
+    # -- final render --------------------------------------------------------------------------
+    def update_render_passes(self, scene=None, renderlayer=None):
+        self.register_pass(scene, renderlayer, "Combined", 4, "RGBA", 'COLOR')
+        if renderlayer is not None and renderlayer.use_pass_z:
+            self.register_pass(scene, renderlayer, DEPTH_PASS, 1, "Z", 'VALUE')
+
+    def render(self, depsgraph):
+        scene = depsgraph.scene
+        width, height = int(self.resolution_x), int(self.resolution_y)
+        try:
+            self._render_frame(depsgraph, scene, width, height)
+        except GaussianHeadsError as exc:
+            self.report({'ERROR'}, f"Gaussian Heads: {exc}")
+            self._write_result(width, height, np.zeros((height, width, 4), np.float32), None)
+
+    def _render_frame(self, depsgraph, scene, width, height):
+        self.update_stats("", "Gaussian Heads: gathering avatars")
+        camera_obj = self.camera_override or scene.camera
+        if camera_obj is None:
+            raise GaussianHeadsError("the scene has no camera")
+        camera_obj = camera_obj.evaluated_get(depsgraph)
+        from .engine.raster.blender_camera import camera_from_blender
+
+        camera, crop = camera_from_blender(camera_settings(scene, camera_obj, width, height))
+        instances = avatar_instances(depsgraph)
+        if self.test_break():
+            return
+        self.update_progress(0.1)
+        self.update_stats("", f"Gaussian Heads: posing {len(instances)} avatar(s)")
+        gaussians = merge_avatars(instances, cancel=self.test_break)
+        if self.test_break():
+            return
+        self.update_progress(0.4)
+        self.update_stats("", f"Gaussian Heads: rasterizing {len(gaussians):,} Gaussians")
+        frame = render_gaussians(gaussians, camera, camera.width, camera.height,
+                                 render_settings(scene), world_background(scene))
+        rgba, depth = frame.rgba, frame.depth
+        if crop is not None:
+            rgba, depth = crop_image(rgba, crop), crop_image(depth, crop)
+        rgba, depth = _fit(rgba, height, width, 0.0), _fit(depth, height, width, 1.0e10)
+        self._write_result(width, height, rgba, depth)
+        self.update_progress(1.0)
+        self.update_stats("", f"Gaussian Heads: {len(gaussians):,} Gaussians in "
+                              f"{frame.seconds * 1000:.0f} ms")
+
+    def _write_result(self, width, height, rgba, depth):
+        result = self.begin_result(0, 0, width, height)
+        layer = result.layers[0]
+        layer.passes["Combined"].rect.foreach_set(bottom_up(rgba).reshape(-1))
+        depth_pass = layer.passes.get(DEPTH_PASS) if hasattr(layer.passes, "get") else None
+        if depth_pass is None:
+            depth_pass = next((p for p in layer.passes if p.name == DEPTH_PASS), None)
+        if depth_pass is not None:
+            if depth is None:
+                depth = np.full((height, width), 1.0e10, np.float32)
+            depth_pass.rect.foreach_set(bottom_up(depth).reshape(-1))
+        self.end_result(result)
+
+    # -- viewport --------------------------------------------------------------------------------
+    def view_update(self, context, depsgraph):
+        try:
+            self._viewport.set_gaussians(merge_avatars(avatar_instances(depsgraph)))
+            self._viewport_error = ""
+        except GaussianHeadsError as exc:
+            self._viewport_error = str(exc)
+
+    def view_draw(self, context, depsgraph):
+        region, region_3d = context.region, context.region_data
+        scene = depsgraph.scene
+        try:
+            frame, wants_refine = self._viewport.next_frame(
+                region.width, region.height, region_3d.view_matrix, region_3d.window_matrix,
+                scale=scene.gaussian_heads.viewport_scale, settings=render_settings(scene),
+                background=world_background(scene))
+        except GaussianHeadsError as exc:
+            self._viewport_error = str(exc)
+            return
+        _draw_pixels(self, scene, frame, region.width, region.height)
+        if wants_refine:
+            self._schedule_refine()
+
+    def _schedule_refine(self):
+        if self._refine_timer is not None and bpy.app.timers.is_registered(self._refine_timer):
+            return
+        engine = self
+
+        def refine():
+            engine._refine_timer = None
+            try:
+                engine.tag_redraw()
+            except ReferenceError:
+                pass
+            return None
+
+        self._refine_timer = refine
+        bpy.app.timers.register(refine, first_interval=self._viewport.refine_after)
+
+
+def _fit(image, height, width, fill):
+    """Pad or cut [h, w, ...] to [height, width, ...] (top-left aligned)."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    out = np.full((height, width) + image.shape[2:], fill, np.float32)
+    h, w = min(height, image.shape[0]), min(width, image.shape[1])
+    out[:h, :w] = image[:h, :w]
+    return out
+
+
+def _draw_pixels(engine, scene, frame, region_width, region_height):
+    """Upload the frame as a texture and draw it over the region (the only untested lines)."""
+    import gpu
+    from gpu_extras.presets import draw_texture_2d
+
+    buffer = gpu.types.Buffer('FLOAT', frame.width * frame.height * 4, frame.pixels)
+    texture = gpu.types.GPUTexture((frame.width, frame.height), format='RGBA16F', data=buffer)
+    gpu.state.blend_set('ALPHA_PREMULT')
+    engine.bind_display_space_shader(scene)
+    draw_texture_2d(texture, (0, 0), region_width, region_height)
+    engine.unbind_display_space_shader()
+    gpu.state.blend_set('NONE')
+
+
+classes = (GaussianHeadsRenderEngine,)
 register, unregister = bpy.utils.register_classes_factory(classes)
+
+__all__ = ["GaussianHeadsRenderEngine", "ENGINE_ID", "avatar_instances", "head_params",
+           "render_settings", "world_background", "camera_settings"]

@@ -4,8 +4,9 @@ Submodules are registered in the order of ``_MODULES`` and unregistered in rever
 """
 
 from . import gpu_deps
+from . import storage, sample, preview  # avatars: storage, sampling, gallery
 
-_MODULES = (gpu_deps,)
+_MODULES = (gpu_deps, storage, sample, preview)
 
 
 def register():

@@ -3,7 +3,9 @@
 Submodules are registered in the order of ``_MODULES`` and unregistered in reverse.
 """
 
-_MODULES = ()
+from . import render, avatar
+
+_MODULES = (render, avatar)
 
 
 def register():

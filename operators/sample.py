@@ -1,0 +1,293 @@
+"""Sample Identity, Reset / Mirror Expression and Export PLY.
+
+Thin operators: properties -> a frozen settings dataclass -> ``engine`` -> Blender data. A
+``GaussianHeadsError`` becomes an ERROR report and CANCELLED, with nothing added to the scene.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
+
+from ..engine.errors import GaussianHeadsError
+from ..engine.scene_render import channel_group, mirrored_values
+from ..properties import MAX_SHAPE
+from . import storage
+
+SOURCE_ITEMS = (('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
+                ('CHECKPOINT', "Checkpoint", "A generator checkpoint file"))
+UI_SHAPE = 8  # shape sliders offered by the operator (the rest are sampled)
+
+
+DEFAULT_GAUSSIANS = 65_536
+_sources: dict[tuple, object] = {}  # identity sources are costly to build (model + binding)
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    source: str = "builtin"                 # "builtin" | "checkpoint"
+    checkpoint: str = ""                    # path, for "checkpoint"
+    seed: int = 0
+    truncation: float = 0.7
+    shape: tuple[float, ...] | None = None  # leading identity coefficients; None: sampled
+    n_gaussians: int = DEFAULT_GAUSSIANS    # built-in source only
+    model_spec: str = "open"                # built-in source only
+
+
+def identity_source(settings: SampleSettings):
+    """The engine's identity source for ``settings`` (built once per session and settings)."""
+    from ..engine.avatar.cli_sample import make_source
+
+    if settings.source == "builtin":
+        key = ("builtin", settings.n_gaussians, settings.model_spec)
+        source_arg, gaussians = "builtin", settings.n_gaussians
+    elif settings.source == "checkpoint":
+        path = settings.checkpoint
+        if not path:
+            raise GaussianHeadsError("choose a generator checkpoint file first")
+        if not os.path.isfile(path):
+            raise GaussianHeadsError(f"{path}: no such generator checkpoint file")
+        key = ("checkpoint", os.path.abspath(path), os.path.getmtime(path))
+        source_arg, gaussians = path, None
+    else:
+        raise GaussianHeadsError(f"unknown identity source '{settings.source}'")
+    source = _sources.get(key)
+    if source is None:
+        source = make_source(source_arg, gaussians, settings.model_spec)
+        _sources[key] = source
+    return source
+
+
+def sample_identity(settings: SampleSettings):
+    """Sample an identity (the engine does the work; this only picks the source)."""
+    source = identity_source(settings)
+    shape = None
+    if settings.shape is not None and any(settings.shape):
+        shape = np.asarray(settings.shape, np.float32)
+    if shape is not None:
+        model = getattr(source, "model", None)
+        n_shape = model.n_shape if model is not None else shape.shape[0]
+        full = np.zeros(n_shape, np.float32)
+        m = min(n_shape, shape.shape[0])
+        full[:m] = shape[:m]
+        shape = full
+    return source.sample(settings.seed, shape=shape, truncation=settings.truncation)
+
+
+def fill_avatar_properties(obj, identity, settings: SampleSettings, model_spec: str = "open") -> None:
+    """Mark ``obj`` as an avatar and fill its channels and pose from ``identity``'s model."""
+    props = obj.gaussian_heads
+    model = identity.model
+    props.is_avatar = True
+    props.source = settings.source.upper()
+    props.checkpoint_path = settings.checkpoint
+    props.seed = settings.seed
+    props.truncation = settings.truncation
+    props.model_spec = str(getattr(identity, "meta", {}).get("model", model_spec))
+    props.expr.clear()
+    ranges = model.expr_range
+    for i, name in enumerate(model.expr_names):
+        channel = props.expr.add()
+        channel.name = name
+        channel.group = channel_group(name)
+        if ranges is not None:
+            channel.range_min, channel.range_max = (float(v) for v in ranges[i])
+        else:
+            channel.range_min, channel.range_max = -1.0, 1.0
+    props.expr_index = 0
+    shape = np.zeros(MAX_SHAPE, np.float32)
+    used = min(MAX_SHAPE, int(np.asarray(identity.shape).shape[0]))
+    shape[:used] = np.asarray(identity.shape, np.float32)[:used]
+    props.shape = shape.tolist()
+    props.shape_count = used
+    for name in ("jaw", "neck", "head_rot", "translation"):
+        setattr(props, name, (0.0, 0.0, 0.0))
+    props.eyes = (0.0,) * 6
+
+
+def _object_mode_poll(cls, context) -> bool:
+    if context.mode != 'OBJECT':
+        cls.poll_message_set("Switch to Object Mode first")
+        return False
+    if context.scene is None:
+        cls.poll_message_set("No active scene")
+        return False
+    return True
+
+
+class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
+    """Sample a new Gaussian head avatar and add it to the active collection"""
+
+    bl_idname = "gaussian_heads.sample_identity"
+    bl_label = "Sample Identity"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    source: EnumProperty(name="Source", items=SOURCE_ITEMS, default='BUILTIN')
+    checkpoint: StringProperty(name="Checkpoint", subtype='FILE_PATH')
+    seed: IntProperty(name="Seed", default=7, min=0)
+    truncation: FloatProperty(name="Truncation", default=0.7, min=0.0, max=2.0, soft_max=1.0)
+    n_gaussians: IntProperty(name="Gaussians", description="Number of Gaussians (built-in source)",
+                             default=DEFAULT_GAUSSIANS, min=1000, soft_max=200_000, max=2_000_000)
+    shape: FloatVectorProperty(name="Shape", size=UI_SHAPE, default=(0.0,) * UI_SHAPE,
+                               soft_min=-3.0, soft_max=3.0,
+                               description="Leading identity coefficients (all zero: sampled)")
+
+    @classmethod
+    def poll(cls, context):
+        return _object_mode_poll(cls, context)
+
+    def settings(self) -> SampleSettings:
+        shape = tuple(float(v) for v in self.shape)
+        return SampleSettings(source=self.source.lower(), checkpoint=bpy.path.abspath(self.checkpoint),
+                              seed=int(self.seed), truncation=float(self.truncation),
+                              shape=shape if any(shape) else None, n_gaussians=int(self.n_gaussians))
+
+    def execute(self, context):
+        settings = self.settings()
+        try:
+            identity = sample_identity(settings)
+            obj = storage.create_avatar_object(f"GaussianHead.{settings.seed}", identity,
+                                               context.collection)
+        except GaussianHeadsError as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        try:
+            fill_avatar_properties(obj, identity, settings)
+        except GaussianHeadsError as exc:
+            storage.remove_avatar_object(obj)
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        for other in context.selected_objects:
+            other.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        self.report({'INFO'}, f"Sampled '{obj.name}': {storage.gaussian_count(identity):,} Gaussians")
+        return {'FINISHED'}
+
+
+def _active_avatar(cls, context):
+    obj = context.active_object
+    if obj is None:
+        cls.poll_message_set("Select a Gaussian head avatar (none is active)")
+        return None
+    if not obj.gaussian_heads.is_avatar:
+        cls.poll_message_set(f"'{obj.name}' is not a Gaussian head avatar")
+        return None
+    return obj
+
+
+class GAUSSIAN_HEADS_OT_reset_expression(bpy.types.Operator):
+    """Set the active avatar's expression channels (and optionally its pose) back to neutral"""
+
+    bl_idname = "gaussian_heads.reset_expression"
+    bl_label = "Reset Expression"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    include_pose: BoolProperty(name="Include Pose", default=False,
+                               description="Also reset jaw, neck, head rotation, eyes and translation")
+
+    @classmethod
+    def poll(cls, context):
+        return _active_avatar(cls, context) is not None
+
+    def execute(self, context):
+        props = context.active_object.gaussian_heads
+        if len(props.expr):
+            props.expr.foreach_set("value", np.zeros(len(props.expr), np.float32))
+        if self.include_pose:
+            for name in ("jaw", "neck", "head_rot", "translation"):
+                setattr(props, name, (0.0, 0.0, 0.0))
+            props.eyes = (0.0,) * 6
+        context.active_object.update_tag()
+        return {'FINISHED'}
+
+
+class GAUSSIAN_HEADS_OT_mirror_expression(bpy.types.Operator):
+    """Swap the values of the Left and Right expression channels (by name)"""
+
+    bl_idname = "gaussian_heads.mirror_expression"
+    bl_label = "Mirror Expression"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_avatar(cls, context)
+        if obj is None:
+            return False
+        if not len(obj.gaussian_heads.expr):
+            cls.poll_message_set("The avatar has no expression channels")
+            return False
+        return True
+
+    def execute(self, context):
+        props = context.active_object.gaussian_heads
+        names = [c.name for c in props.expr]
+        values = np.zeros(len(names), np.float32)
+        props.expr.foreach_get("value", values)
+        props.expr.foreach_set("value", mirrored_values(names, values))
+        context.active_object.update_tag()
+        return {'FINISHED'}
+
+
+class GAUSSIAN_HEADS_OT_export_ply(bpy.types.Operator):
+    """Write the active avatar, posed at the current frame, as a 3D Gaussian Splatting PLY"""
+
+    bl_idname = "gaussian_heads.export_ply"
+    bl_label = "Export Gaussian PLY"
+    bl_options = {'REGISTER'}
+
+    filepath: StringProperty(subtype='FILE_PATH')
+    filter_glob: StringProperty(default="*.ply", options={'HIDDEN'})
+    space: EnumProperty(
+        name="Space",
+        items=(('MODEL', "Head Model", "The head model's frame (+Y up, the face looks down +Z)"),
+               ('WORLD', "Blender World", "Blender world space (Z up), with the object transform")),
+        default='MODEL')
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_avatar(cls, context)
+        if obj is None:
+            return False
+        if not storage.has_identity(obj):
+            cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
+            return False
+        return True
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            self.filepath = bpy.path.ensure_ext(context.active_object.name, ".ply")
+        context.window_manager.fileselect_add(self)
+        return {'RUNNING_MODAL'}
+
+    def execute(self, context):
+        from ..engine.avatar.frames import MODEL_TO_BLENDER
+        from ..engine.io.ply import write_ply
+        from ..render_engine import head_params
+
+        if not self.filepath:
+            self.report({'ERROR'}, "Choose a file to write")
+            return {'CANCELLED'}
+        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), ".ply")
+        depsgraph = context.evaluated_depsgraph_get()
+        obj = context.active_object.evaluated_get(depsgraph)
+        try:
+            identity = storage.load_identity(obj)
+            gaussians = identity.pose(head_params(obj, identity))
+            if self.space == 'WORLD':
+                gaussians = gaussians.transformed(np.array(obj.matrix_world, np.float64) @ MODEL_TO_BLENDER)
+            write_ply(path, gaussians, comments=(f"Gaussian Heads avatar {obj.name}",))
+        except (GaussianHeadsError, OSError) as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {len(gaussians):,} Gaussians to {path}")
+        return {'FINISHED'}
+
+
+classes = (GAUSSIAN_HEADS_OT_sample_identity, GAUSSIAN_HEADS_OT_reset_expression,
+           GAUSSIAN_HEADS_OT_mirror_expression, GAUSSIAN_HEADS_OT_export_ply)
+register, unregister = bpy.utils.register_classes_factory(classes)

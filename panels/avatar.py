@@ -1,0 +1,222 @@
+"""The "Gaussian Heads" sidebar tab of the 3D view and the avatar panel of Object properties.
+
+Panels draw properties and operator buttons only. Every head parameter is an ordinary animatable
+property, so hovering one and pressing I keys it and the Graph Editor shows its curve.
+"""
+
+import bpy
+from bpy.props import EnumProperty
+
+from ..engine.scene_render import CHANNEL_GROUPS
+
+
+def active_avatar(context):
+    obj = context.active_object
+    return obj if obj is not None and obj.gaussian_heads.is_avatar else None
+
+
+class GaussianHeadsSidebar:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "Gaussian Heads"
+
+
+class GAUSSIAN_HEADS_UL_expression(bpy.types.UIList):
+    """Expression channels: a slider per channel, filtered by name and group, grouped in order."""
+
+    group: EnumProperty(
+        name="Group", description="Show one group of channels",
+        items=[('ALL', "All", "Every channel")] + [(g.upper(), g.title(), f"{g.title()} channels")
+                                                    for g in CHANNEL_GROUPS],
+        default='ALL')
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index, flag):
+        row = layout.row(align=True)
+        split = row.split(factor=0.5, align=True)
+        split.label(text=item.name, translate=False)
+        split.prop(item, "value", text="", slider=True)
+
+    def draw_filter(self, context, layout):
+        row = layout.row(align=True)
+        row.prop(self, "filter_name", text="", icon='VIEWZOOM')
+        row.prop(self, "use_filter_invert", text="", icon='ARROW_LEFTRIGHT')
+        layout.prop(self, "group", text="Group")
+
+    def filter_items(self, context, data, propname):
+        channels = getattr(data, propname)
+        helper = bpy.types.UI_UL_list
+        flags = helper.filter_items_by_name(self.filter_name, self.bitflag_filter_item, channels, "name")
+        if not flags:
+            flags = [self.bitflag_filter_item] * len(channels)
+        if self.group != 'ALL':
+            wanted = self.group.lower()
+            flags = [f if c.group == wanted else 0 for f, c in zip(flags, channels)]
+        rank = {g: i for i, g in enumerate(CHANNEL_GROUPS)}
+        order_keys = sorted(range(len(channels)),
+                            key=lambda i: (rank.get(channels[i].group, len(rank)), i))
+        order = [0] * len(channels)
+        for position, i in enumerate(order_keys):
+            order[i] = position
+        return flags, order
+
+
+class GAUSSIAN_HEADS_PT_sample(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Sample Identity"
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.gaussian_heads
+        col = layout.column()
+        col.prop(props, "sample_source", text="Source")
+        if props.sample_source == 'CHECKPOINT':
+            col.prop(props, "sample_checkpoint", text="")
+        col.prop(props, "sample_seed")
+        col.prop(props, "sample_truncation")
+        if props.sample_source == 'BUILTIN':
+            col.prop(props, "sample_gaussians")
+        op = col.operator("gaussian_heads.sample_identity", icon='USER')
+        op.source = props.sample_source
+        op.checkpoint = props.sample_checkpoint
+        op.seed = props.sample_seed
+        op.truncation = props.sample_truncation
+        op.shape = props.sample_shape
+        op.n_gaussians = props.sample_gaussians
+
+
+class GAUSSIAN_HEADS_PT_sample_shape(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Shape"
+    bl_parent_id = "GAUSSIAN_HEADS_PT_sample"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        col.prop(context.scene.gaussian_heads, "sample_shape", text="")
+
+
+class GAUSSIAN_HEADS_PT_gallery(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Gallery"
+    bl_parent_id = "GAUSSIAN_HEADS_PT_sample"
+
+    def draw(self, context):
+        layout = self.layout
+        props = context.scene.gaussian_heads
+        layout.template_icon_view(props, "gallery", show_labels=True, scale=6.0, scale_popup=5.0)
+        row = layout.row(align=True)
+        row.prop(props, "gallery_first_seed")
+        row.prop(props, "gallery_count")
+        layout.operator("gaussian_heads.build_gallery", icon='RENDER_STILL')
+
+
+class GAUSSIAN_HEADS_PT_expression(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Expression"
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        props = active_avatar(context).gaussian_heads
+        layout.template_list("GAUSSIAN_HEADS_UL_expression", "", props, "expr", props, "expr_index",
+                             rows=8, maxrows=20)
+        row = layout.row(align=True)
+        row.operator("gaussian_heads.reset_expression", text="Reset", icon='LOOP_BACK')
+        row.operator("gaussian_heads.mirror_expression", text="Mirror", icon='MOD_MIRROR')
+
+
+class GAUSSIAN_HEADS_PT_pose(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Pose"
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        props = active_avatar(context).gaussian_heads
+        col = layout.column()
+        col.prop(props, "jaw")
+        col.prop(props, "neck")
+        col.prop(props, "head_rot")
+        col = layout.column(align=True)
+        col.label(text="Eye Gaze (left, right)")
+        row = col.row(align=True)
+        for i in range(3):
+            row.prop(props, "eyes", index=i, text="")
+        row = col.row(align=True)
+        for i in range(3, 6):
+            row.prop(props, "eyes", index=i, text="")
+        layout.prop(props, "translation")
+        op = layout.operator("gaussian_heads.reset_expression", text="Reset Pose and Expression",
+                             icon='LOOP_BACK')
+        op.include_pose = True
+
+
+def draw_avatar_info(layout, obj):
+    from ..operators import storage
+
+    props = obj.gaussian_heads
+    col = layout.column(align=True)
+    source = "Built-in" if props.source == 'BUILTIN' else bpy.path.basename(props.checkpoint_path)
+    col.label(text=f"Source: {source}, seed {props.seed}, truncation {props.truncation:.2f}")
+    col.label(text=f"Head model: {props.model_spec}")
+    if storage.has_identity(obj):
+        col.label(text=f"{len(obj.data.points):,} Gaussians stored in the .blend")
+    else:
+        col.label(text="No stored Gaussians", icon='ERROR')
+    layout.prop(props, "show_baked")
+    layout.operator("gaussian_heads.export_ply", icon='EXPORT')
+
+
+class GAUSSIAN_HEADS_PT_avatar(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Avatar"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        draw_avatar_info(self.layout, active_avatar(context))
+
+
+class GAUSSIAN_HEADS_PT_object(bpy.types.Panel):
+    bl_space_type = 'PROPERTIES'
+    bl_region_type = 'WINDOW'
+    bl_context = "object"
+    bl_label = "Gaussian Head"
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        obj = active_avatar(context)
+        draw_avatar_info(self.layout, obj)
+        props = obj.gaussian_heads
+        self.layout.template_list("GAUSSIAN_HEADS_UL_expression", "object", props, "expr", props,
+                                  "expr_index", rows=5)
+
+
+class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
+    bl_space_type = 'PROPERTIES'
+    bl_region_type = 'WINDOW'
+    bl_context = "object"
+    bl_label = "Pose"
+    bl_parent_id = "GAUSSIAN_HEADS_PT_object"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        props = active_avatar(context).gaussian_heads
+        for name in ("jaw", "neck", "head_rot", "eyes", "translation"):
+            layout.prop(props, name)
+        layout.prop(props, "shape")
+
+
+classes = (GAUSSIAN_HEADS_UL_expression, GAUSSIAN_HEADS_PT_sample, GAUSSIAN_HEADS_PT_sample_shape,
+           GAUSSIAN_HEADS_PT_gallery, GAUSSIAN_HEADS_PT_expression, GAUSSIAN_HEADS_PT_pose,
+           GAUSSIAN_HEADS_PT_avatar, GAUSSIAN_HEADS_PT_object, GAUSSIAN_HEADS_PT_object_pose)
+register, unregister = bpy.utils.register_classes_factory(classes)
