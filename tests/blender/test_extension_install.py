@@ -1,0 +1,154 @@
+"""The linux-x64 extension zip builds, validates, installs into Blender and runs on its wheels.
+
+How "the bundled wheels are what imports" is made honest: the bpy module runs inside the
+development .venv, whose site-packages also holds onnxruntime, scipy, numba, torch... A check
+that merely imports onnxruntime after installing would find the .venv copy and prove nothing.
+So the second session plays a Blender restart with nothing but Blender's own modules: right
+after ``import bpy`` and ``import numpy`` (Blender ships both) it removes the .venv site-packages
+folder from ``sys.path``. From then on every third-party import can only be satisfied by the
+extension's wheels in ``<user resources>/extensions/.local/lib/python3.11/site-packages``; the
+test checks each module's ``__file__`` lies there and that torch (not bundled) is not importable,
+which also proves the add-on enables without torch.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.blender.bpy_runner import REPO_ROOT, run_bpy
+
+ADDON = "bl_ext.user_default.gaussian_heads"
+BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+                   "google.protobuf", "flatbuffers", "packaging")
+
+
+def blender_ext_cli() -> pathlib.Path:
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    try:
+        import build_extension
+    finally:
+        sys.path.remove(str(REPO_ROOT / "tools"))
+    cli, _tags = build_extension.blender_ext()
+    return cli
+
+
+@pytest.fixture(scope="module")
+def linux_zip(tmp_path_factory) -> pathlib.Path:
+    out = tmp_path_factory.mktemp("dist")
+    # Wheels are cached in wheels/: the first run downloads them (PyPI), later runs are offline.
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "build_extension.py"),
+                           "--platform", "linux-x64", "--output-dir", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    zips = sorted(out.glob("*.zip"))
+    assert [z.name for z in zips] == ["gaussian_heads-0.1.0-linux_x64.zip"], proc.stdout
+    assert str(zips[0]) in proc.stdout  # the tool says where the zip is
+    return zips[0]
+
+
+@pytest.mark.slow
+def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
+    proc = subprocess.run([sys.executable, str(blender_ext_cli()), "validate", str(linux_zip)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with zipfile.ZipFile(linux_zip) as zf:
+        names = zf.namelist()
+        manifest = zf.read("blender_manifest.toml").decode()
+    top = {n.split("/")[0] for n in names}
+    assert {"__init__.py", "preferences.py", "blender_manifest.toml", "LICENSE", "engine", "operators",
+            "wheels"} <= top
+    # Development-only material stays out.
+    assert not top & {"tests", "tools", "docs", ".venv", ".git", "Makefile", "requirements.txt", "pytest.ini"}
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    wheels = sorted(n.split("/")[1] for n in names if n.startswith("wheels/") and n.endswith(".whl"))
+    dists = {w.split("-")[0].lower() for w in wheels}
+    assert dists == {"onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+                     "flatbuffers", "protobuf", "packaging"}
+    assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
+    assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
+    assert 'platforms = ["linux-x64"]' in manifest
+    assert 'blender_version_min = "4.2.0"' in manifest
+
+
+@pytest.mark.slow
+def test_install_registers_and_bundled_wheels_import_from_the_extension(tmp_path, linux_zip):
+    res = tmp_path / "user_resources"
+    installed = run_bpy(f"""
+bpy.ops.wm.read_factory_settings(use_empty=True)
+ret = bpy.ops.extensions.package_install_files(
+    filepath={str(linux_zip)!r}, repo="user_default", enable_on_install=True)
+import sys
+result["ret"] = sorted(ret)
+mod = sys.modules.get({ADDON!r})
+result["module_file"] = getattr(mod, "__file__", None)
+result["types"] = sorted(n for n in dir(bpy.types) if n.startswith("GAUSSIAN_HEADS"))
+result["engines"] = [i.identifier for i in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items]
+""", res)
+    assert installed["ret"] == ["FINISHED"]
+    assert pathlib.Path(installed["module_file"]).is_relative_to(res / "extensions" / "user_default" / "gaussian_heads")
+    assert "GAUSSIAN_HEADS" in installed["engines"]
+    assert {"GAUSSIAN_HEADS_OT_install_gpu_deps", "GAUSSIAN_HEADS_OT_check_gpu"} <= set(installed["types"])
+
+    site = res / "extensions" / ".local" / "lib" / "python3.11" / "site-packages"
+    assert (site / "onnxruntime").is_dir()
+
+    restarted = run_bpy(f"""
+import importlib, os, sys, site as _site, addon_utils
+import numpy  # Blender ships numpy: the one package the extension relies on Blender for
+dev_site = [p for p in sys.path if os.path.realpath(p) in
+            {{os.path.realpath(s) for s in _site.getsitepackages()}}]
+result["removed"] = dev_site
+for p in dev_site:
+    sys.path.remove(p)
+importlib.invalidate_caches()
+
+def _raise(exc):
+    raise exc
+addon_utils.enable({ADDON!r}, default_set=True, handle_error=_raise)
+result["types"] = sorted(n for n in dir(bpy.types) if n.startswith("GAUSSIAN_HEADS"))
+result["engines"] = [i.identifier for i in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items]
+result["numba_cache_dir"] = os.environ.get("NUMBA_CACHE_DIR")
+
+files = {{}}
+for name in {BUNDLED_MODULES!r}:
+    files[name] = importlib.import_module(name).__file__
+result["files"] = files
+try:
+    import torch
+    result["torch"] = torch.__file__
+except ImportError:
+    result["torch"] = None
+
+import onnxruntime
+result["ort_providers"] = onnxruntime.get_available_providers()
+import numba
+result["numba_config_cache_dir"] = numba.config.CACHE_DIR
+from numba import njit
+@njit
+def _sum_of_squares(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+result["numba_value"] = _sum_of_squares(1000)
+import scipy.spatial.transform as sst
+result["scipy_rot"] = sst.Rotation.from_rotvec([0.0, 0.0, 1.5707963267948966]).apply([1.0, 0.0, 0.0]).round(6).tolist()
+""", res, drop_env=("NUMBA_CACHE_DIR",))
+
+    assert restarted["removed"], "the .venv site-packages was not on sys.path?"
+    assert "GAUSSIAN_HEADS" in restarted["engines"]
+    assert {"GAUSSIAN_HEADS_OT_install_gpu_deps", "GAUSSIAN_HEADS_OT_check_gpu"} <= set(restarted["types"])
+    for name, path in restarted["files"].items():
+        assert pathlib.Path(path).is_relative_to(site), (name, path)
+    assert restarted["torch"] is None
+    assert "CPUExecutionProvider" in restarted["ort_providers"]
+    assert restarted["numba_value"] == sum(i * i for i in range(1000))
+    assert restarted["scipy_rot"] == [0.0, 1.0, 0.0]
+    # numba (imported after the add-on registered) caches into the extension's user folder.
+    cache = res / "extensions" / ".user" / "user_default" / "gaussian_heads" / "numba_cache"
+    assert restarted["numba_cache_dir"] == str(cache) == restarted["numba_config_cache_dir"]
