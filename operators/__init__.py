@@ -7,6 +7,8 @@ from . import gpu_deps
 from . import storage, sample, preview  # avatars: storage, sampling, gallery
 
 _MODULES = (gpu_deps, storage, sample, preview)
+from . import anim_io  # noqa: E402  animation import/export (File menus, avatar panel)
+_MODULES += (anim_io,)
 
 
 def register():

@@ -1,0 +1,300 @@
+"""Import / export of head animation (File > Import/Export, and the avatar panel).
+
+Thin adapters: the operator's properties become an ``ImportOptions``; ``engine.animation``
+reads, retimes, maps and aligns; ``operators.keyframes`` builds every F-curve and only then
+writes them into one action. Bad input is reported as an ERROR naming the file and the operator
+returns CANCELLED with the scene untouched. ``{'REGISTER', 'UNDO'}``: one undo step removes an
+import.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..engine.animation import ImportOptions, MapOptions, ParamSequence, TargetSpec, prepare_import, write_any
+from ..engine.animation.align import AlignOptions
+from ..engine.animation.names import looks_arkit
+from ..engine.errors import GaussianHeadsError
+from . import keyframes
+
+IMPORT_LABEL = "Gaussian Heads Animation (.npz/.csv/.json/folder)"
+EXPORT_LABEL = "Gaussian Heads Animation (.npz/.csv)"
+
+
+def avatar_target_spec(obj) -> TargetSpec:
+    """What ``obj`` (an avatar) animates: its expression channel names, their space and ranges."""
+    props = obj.gaussian_heads
+    names = tuple(ch.name for ch in props.expr)
+    if looks_arkit(names):
+        space = "arkit"
+    elif getattr(props, "model_spec", "open") not in ("", "open"):
+        space = "flame"
+    else:
+        space = "named"
+    ranges = np.array([[ch.range_min, ch.range_max] for ch in props.expr], np.float32).reshape(-1, 2)
+    if ranges.size == 0 or not np.all(ranges[:, 1] > ranges[:, 0]):
+        ranges = None
+    return TargetSpec(names, space, ranges)
+
+
+def _head_models(obj, source_model_path: str):
+    """(source_model, target_model) for least-squares mapping, or (None, None) with a reason."""
+    if not source_model_path:
+        return None, None, None
+    try:
+        from ..engine.head_model import load_head_model
+    except ImportError:
+        return None, None, "head-model loading is not available in this build; mapped by name"
+    path = bpy.path.abspath(source_model_path)
+    source = load_head_model(path)
+    target = load_head_model(getattr(obj.gaussian_heads, "model_spec", "open") or "open")
+    return source, target, None
+
+
+def _resolve_path(filepath: str, directory: str) -> str:
+    path = bpy.path.abspath(filepath) if filepath else ""
+    if path and (os.path.isdir(path) or os.path.exists(path)):
+        return path.rstrip("/\\") if os.path.isdir(path) else path
+    if directory and os.path.isdir(bpy.path.abspath(directory)) and (not filepath or filepath.endswith(("/", "\\"))):
+        return bpy.path.abspath(directory).rstrip("/\\")
+    return path
+
+
+def _target_object(context, name: str):
+    if name:
+        obj = bpy.data.objects.get(name)
+        if obj is None:
+            raise GaussianHeadsError(f"no object named '{name}'")
+    else:
+        obj = context.active_object
+        if obj is None:
+            raise GaussianHeadsError("select a Gaussian avatar first")
+    if not obj.gaussian_heads.is_avatar:
+        raise GaussianHeadsError(f"'{obj.name}' is not a Gaussian avatar")
+    return obj
+
+
+class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
+    """Import expression and head-pose curves (FLAME .npz, VHAP/NeRF exports, SMIRK/EMOCA folders, Live Link Face CSV, named CSV/JSON) as keyframes on the avatar"""
+
+    bl_idname = "gaussian_heads.import_animation"
+    bl_label = "Import Animation"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filename_ext = ""
+    filter_glob: StringProperty(default="*.npz;*.csv;*.json;*.txt", options={'HIDDEN'})
+    directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
+
+    target: StringProperty(
+        name="Target Avatar", description="Avatar object to animate (empty: the active object)", default="")
+    start_frame: IntProperty(
+        name="Start Frame", description="Scene frame of the take's first sample", default=1)
+    override_fps: BoolProperty(
+        name="Override Source FPS", description="Ignore the file's frame rate and use Source FPS", default=False)
+    source_fps: FloatProperty(
+        name="Source FPS", description="Frame rate of the file's samples (read from the file unless overridden)",
+        default=60.0, min=0.001, soft_max=240.0)
+    value_scale: FloatProperty(
+        name="Value Scale", description="Multiplies every expression value", default=1.0, soft_min=0.0, soft_max=2.0)
+    align_to_range: BoolProperty(
+        name="Align to Avatar Range",
+        description="Bring values outside the avatar's expression range back in (timing and direction kept)",
+        default=False)
+    align_mode: EnumProperty(
+        name="Alignment", items=(('SOFT', "Soft", "Compress smoothly near the bounds (tanh knee)"),
+                                 ('CLIP', "Clip", "Clamp to the bounds")), default='SOFT')
+    head_rotation_to: EnumProperty(
+        name="Head Rotation To", items=(('GLOBAL', "Head", "Head rotation drives the global (head) joint"),
+                                        ('NECK', "Neck", "Head rotation drives the neck joint")), default='GLOBAL')
+    use_head_rotation: BoolProperty(name="Head Rotation", default=True,
+                                    description="Import head rotation curves")
+    use_eyes: BoolProperty(name="Eye Rotation", default=True, description="Import eye rotation curves")
+    source_model: StringProperty(
+        name="Source Head Model", subtype='FILE_PATH', default="",
+        description="Head model of the file's expression space (e.g. a FLAME file) for least-squares "
+                    "mapping between ARKit and FLAME; empty: map channels by name")
+    set_frame_range: BoolProperty(
+        name="Set Frame Range", description="Extend the scene's frame range to the imported animation",
+        default=False)
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or not obj.gaussian_heads.is_avatar:
+            cls.poll_message_set("Select a Gaussian avatar to animate")
+            return False
+        return True
+
+    def invoke(self, context, event):
+        self.start_frame = context.scene.frame_start
+        return ImportHelper.invoke(self, context, event)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop_search(self, "target", bpy.data, "objects")
+        layout.prop(self, "start_frame")
+        row = layout.row(heading="Source FPS")
+        row.prop(self, "override_fps", text="")
+        sub = row.row()
+        sub.enabled = self.override_fps
+        sub.prop(self, "source_fps", text="")
+        layout.prop(self, "value_scale")
+        layout.prop(self, "align_to_range")
+        sub = layout.row()
+        sub.enabled = self.align_to_range
+        sub.prop(self, "align_mode")
+        layout.prop(self, "use_head_rotation")
+        sub = layout.row()
+        sub.enabled = self.use_head_rotation
+        sub.prop(self, "head_rotation_to")
+        layout.prop(self, "use_eyes")
+        layout.prop(self, "source_model")
+        layout.prop(self, "set_frame_range")
+
+    def import_options(self, scene) -> ImportOptions:
+        return ImportOptions(
+            scene_fps=scene.render.fps / scene.render.fps_base,
+            start_frame=float(self.start_frame),
+            source_fps=float(self.source_fps) if self.override_fps else None,
+            value_scale=float(self.value_scale),
+            align=bool(self.align_to_range),
+            align_options=AlignOptions(mode=self.align_mode.lower()),
+            map_options=MapOptions(head_rotation_to=self.head_rotation_to.lower(),
+                                   use_head_rotation=self.use_head_rotation, use_eyes=self.use_eyes),
+        )
+
+    def execute(self, context):
+        path = _resolve_path(self.filepath, self.directory)
+        name = os.path.basename(path.rstrip("/\\")) or path
+        try:
+            obj = _target_object(context, self.target)
+            target = avatar_target_spec(obj)
+            if not target.expr_names:
+                raise GaussianHeadsError(f"'{obj.name}' has no expression channels")
+            source_model, target_model, why = _head_models(obj, self.source_model)
+            result = prepare_import(path, target, self.import_options(context.scene),
+                                    source_model=source_model, target_model=target_model)
+            missing = set(result.report.missing)
+            channels = [i for i, n in enumerate(target.expr_names) if n not in missing]
+            curves = keyframes.build_curves(result.sequence, result.frames, expr_channels=channels)
+            if not curves:
+                raise GaussianHeadsError(f"{path}: nothing to animate, no channel matches the avatar "
+                                         f"({result.report.summary()})")
+        except GaussianHeadsError as exc:
+            message = str(exc)
+            if path and path not in message:
+                message = f"{path}: {message}"
+            self.report({'ERROR'}, message)
+            return {'CANCELLED'}
+        action_name = f"{obj.name}.{os.path.splitext(name)[0]}"
+        try:
+            keyframes.write_curves(obj, curves, action_name)
+        except Exception as exc:  # rolled back by write_curves; report instead of a traceback
+            self.report({'ERROR'}, f"{path}: writing keyframes failed ({exc}); nothing was changed")
+            return {'CANCELLED'}
+        scene = context.scene
+        if self.set_frame_range:
+            scene.frame_start = min(scene.frame_start, int(np.floor(result.frames[0])))
+            scene.frame_end = max(scene.frame_end, int(np.ceil(result.frames[-1])))
+        if why:
+            self.report({'WARNING'}, why)
+        for w in result.warnings:
+            self.report({'WARNING'}, w)
+        self.report({'INFO'}, f"{result.message(path)}; {len(curves)} F-curves on '{obj.name}'")
+        return {'FINISHED'}
+
+
+def sequence_from_object(obj, scene) -> ParamSequence:
+    """The avatar's animated parameters over the scene's frame range, at the scene's rate."""
+    props = obj.gaussian_heads
+    frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
+    T = len(frames)
+    target = avatar_target_spec(obj)
+    expr = np.zeros((T, len(target.expr_names)), np.float32)
+    for i, ch in enumerate(props.expr):
+        expr[:, i] = keyframes.sample_property_curves(obj, frames, keyframes.expr_path(i), 0, ch.value)
+    fields = {}
+    for field_name, path, n in keyframes.JOINT_PATHS:
+        current = getattr(props, path.split(".", 1)[1])
+        cols = [keyframes.sample_property_curves(obj, frames, path, k, current[k]) for k in range(n)]
+        fields[field_name] = np.stack(cols, 1)
+    fields["eyes"] = fields["eyes"].reshape(T, 2, 3)
+    fps = scene.render.fps / scene.render.fps_base
+    return ParamSequence(fps=fps, expr_names=target.expr_names, expr=expr, shape=None, space=target.space,
+                         source_format="blender", **fields)
+
+
+class GAUSSIAN_HEADS_OT_export_animation(bpy.types.Operator, ExportHelper):
+    """Export the avatar's animated expression and head pose over the scene's frame range"""
+
+    bl_idname = "gaussian_heads.export_animation"
+    bl_label = "Export Animation"
+    bl_options = {'REGISTER'}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz;*.csv", options={'HIDDEN'})
+    file_format: EnumProperty(
+        name="Format", items=(('NPZ', "FLAME-style .npz", "flame_param-style arrays plus fps and channel names"),
+                              ('LIVE_LINK_CSV', "Live Link Face .csv", "52 ARKit blendshapes + head/eye rotation")),
+        default='NPZ')
+    target: StringProperty(name="Avatar", description="Avatar to export (empty: the active object)", default="")
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or not obj.gaussian_heads.is_avatar:
+            cls.poll_message_set("Select a Gaussian avatar to export its animation")
+            return False
+        return True
+
+    def check(self, context):
+        ext = ".csv" if self.file_format == 'LIVE_LINK_CSV' else ".npz"
+        if self.filename_ext != ext:
+            self.filename_ext = ext
+        return ExportHelper.check(self, context)
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath)
+        try:
+            obj = _target_object(context, self.target)
+            seq = sequence_from_object(obj, context.scene)
+            fmt = "live_link_csv" if self.file_format == 'LIVE_LINK_CSV' else "npz"
+            write_any(seq, path, fmt)
+        except (GaussianHeadsError, OSError) as exc:
+            message = str(exc)
+            if path not in message:
+                message = f"{path}: {message}"
+            self.report({'ERROR'}, message)
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"{path}: {seq.n_frames} frames at {seq.fps:g} fps written")
+        return {'FINISHED'}
+
+
+def _menu_import(self, context):
+    self.layout.operator(GAUSSIAN_HEADS_OT_import_animation.bl_idname, text=IMPORT_LABEL)
+
+
+def _menu_export(self, context):
+    self.layout.operator(GAUSSIAN_HEADS_OT_export_animation.bl_idname, text=EXPORT_LABEL)
+
+
+classes = (GAUSSIAN_HEADS_OT_import_animation, GAUSSIAN_HEADS_OT_export_animation)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register():
+    _register()
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(_menu_export)
+
+
+def unregister():
+    bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
+    _unregister()
