@@ -1,1 +1,63 @@
-"""Render backends with one signature: reference (torch), cpu (numba), gsplat (CUDA)."""
+"""Render backends with one signature: reference (torch), cpu (numba), gsplat (CUDA).
+
+``render(gaussians, camera, width, height, background=(0, 0, 0), *, mode="antialiased",
+sh_degree=None, backend="auto") -> RenderResult`` with ``rgba [H, W, 4]`` (premultiplied on the
+default black background), ``depth [H, W]`` (expected view depth, +inf where nothing is drawn)
+and ``alpha [H, W]``, all float32 numpy. ``backend="auto"`` is gsplat when torch sees CUDA,
+otherwise cpu. The rules every backend follows are written in ``common.py``. Backends are
+imported on first use, so importing this package loads neither numba nor gsplat.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..avatar.gaussian_set import GaussianSet
+from ..errors import GaussianHeadsError
+from .camera import Camera, look_at
+from .common import MODES, RenderResult
+
+BACKENDS = ("gsplat", "cpu", "reference")
+_MODULES = {"gsplat": "gsplat_backend", "cpu": "cpu", "reference": "reference"}
+
+__all__ = ["BACKENDS", "MODES", "Camera", "RenderResult", "available_backends", "look_at",
+           "render", "resolve_backend"]
+
+
+def _gsplat_available() -> bool:
+    from .gsplat_backend import available
+
+    return available()
+
+
+def available_backends() -> list[str]:
+    """Backends that can render on this machine, fastest first (gsplat only with CUDA)."""
+    return [b for b in BACKENDS if b != "gsplat" or _gsplat_available()]
+
+
+def resolve_backend(backend: str) -> str:
+    """``"auto"`` -> ``"gsplat"`` with CUDA, else ``"cpu"``; other names are checked."""
+    if backend == "auto":
+        return "gsplat" if _gsplat_available() else "cpu"
+    if backend not in BACKENDS:
+        raise GaussianHeadsError(f"unknown render backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
+    if backend == "gsplat" and not _gsplat_available():
+        raise GaussianHeadsError("the gsplat backend needs a CUDA GPU, which this machine lacks; use 'cpu'")
+    return backend
+
+
+def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, background=(0.0, 0.0, 0.0),
+           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "auto") -> RenderResult:
+    """Render ``gaussians`` [N] seen by ``camera`` into a ``height`` x ``width`` image.
+
+    gaussians: GaussianSet (means [N,3], log_scales [N,3], quats [N,4], opacity_logits [N],
+        sh [N,K,3]) in world space. camera: Camera (OpenCV); if its size is not width x height,
+        its intrinsics are scaled to that grid. background: [3] rgb behind the splats.
+    mode: "antialiased" (opacity compensated for the 0.3 px dilation) or "classic".
+    sh_degree: None for all the set has, else 0..3 (clamped to what the set has).
+    Returns RenderResult(rgba [H,W,4], depth [H,W], alpha [H,W]) float32.
+    """
+    name = resolve_backend(backend)
+    module = importlib.import_module(f".{_MODULES[name]}", __package__)
+    return module.render(gaussians, camera, width, height, background, mode=mode,
+                         sh_degree=sh_degree, backend=name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,28 @@ class Camera:
     def intrinsics(self) -> np.ndarray:
         """[3, 3] K matrix."""
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
+
+    def scaled(self, width: int, height: int) -> "Camera":
+        """The same view on a ``width`` x ``height`` pixel grid (intrinsics scaled per axis)."""
+        width, height = int(width), int(height)
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        return replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
+                       width=width, height=height)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """[N, 3] world points -> [N, 3] (pixel x, pixel y, depth z along the view axis), float64."""
+        p = np.asarray(points, np.float64).reshape(-1, 3)
+        w2c = np.asarray(self.world_to_cam, np.float64)
+        pc = p @ w2c[:3, :3].T + w2c[:3, 3]
+        z = pc[:, 2]
+        if self.orthographic:
+            u, v = self.fx * pc[:, 0] + self.cx, self.fy * pc[:, 1] + self.cy
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u, v = self.fx * pc[:, 0] / z + self.cx, self.fy * pc[:, 1] / z + self.cy
+        return np.stack([u, v, z], axis=1)
 
     @property
     def position(self) -> np.ndarray:

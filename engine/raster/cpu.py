@@ -1,0 +1,347 @@
+"""Fast CPU rasterizer (numba): tiles of 16x16 pixels, the same rules as ``reference.py``.
+
+Pipeline per frame:
+1. ``_project`` (parallel over Gaussians): camera transform, EWA projection, dilation and
+   antialiasing compensation, culling, conic (inverse 2D covariance), SH colour, and the pixel
+   box outside which the splat's alpha is below 1/255.
+2. ``_bin`` (serial counting pass) lists each splat in every tile its box touches, then sorts
+   each tile's list by depth (parallel over tiles, stable: ties keep index order like the
+   reference).
+3. ``_rasterize`` (parallel over tiles): front to back; each splat visits only the pixels of its
+   alpha >= 1/255 ellipse inside the tile (an exact span per row); each pixel stops on its own,
+   and the tile stops when every pixel has.
+
+The numba cache lives in a writable user folder: if ``NUMBA_CACHE_DIR`` is unset when this module
+is first imported, it is set to ``~/.cache/gaussian_heads/numba`` (Blender sets it to the
+extension's user folder before importing us).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "gaussian_heads", "numba")
+    if "numba" in sys.modules:  # numba read its configuration already: make it see the folder
+        sys.modules["numba"].core.config.reload_config()
+
+import math  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from ..avatar.gaussian_set import GaussianSet  # noqa: E402
+from .camera import Camera  # noqa: E402
+from .common import (ALPHA_THRESHOLD, EPS2D, EXTEND_MAX, FOV_CLAMP, MAX_ALPHA, SH_C0, SH_C1,  # noqa: E402
+                     SH_C2, SH_C3, T_MIN, TILE, RenderResult, empty_result, prepare)
+
+_F = np.float32
+_THR = _F(ALPHA_THRESHOLD)
+_LOG_THR = math.log(ALPHA_THRESHOLD)
+_MAX_ALPHA = _F(MAX_ALPHA)
+_T_MIN = _F(T_MIN)
+
+
+@njit(cache=True, inline="always")
+def _sh_colour(sh, g, degree, dx, dy, dz, out, o):
+    """Colour of Gaussian g for the unit view direction (dx, dy, dz): out[o, :] = max(0, SH + 0.5)."""
+    b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = 0.0
+    b9 = b10 = b11 = b12 = b13 = b14 = b15 = 0.0
+    x, y, z = dx, dy, dz
+    if degree >= 1:
+        b1, b2, b3 = -SH_C1 * y, SH_C1 * z, -SH_C1 * x
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        b4 = SH_C2[0] * x * y
+        b5 = SH_C2[1] * y * z
+        b6 = SH_C2[2] * (2.0 * zz - xx - yy)
+        b7 = SH_C2[3] * x * z
+        b8 = SH_C2[4] * (xx - yy)
+        if degree >= 3:
+            b9 = SH_C3[0] * y * (3.0 * xx - yy)
+            b10 = SH_C3[1] * x * y * z
+            b11 = SH_C3[2] * y * (4.0 * zz - xx - yy)
+            b12 = SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
+            b13 = SH_C3[4] * x * (4.0 * zz - xx - yy)
+            b14 = SH_C3[5] * z * (xx - yy)
+            b15 = SH_C3[6] * x * (xx - 3.0 * yy)
+    for ch in range(3):
+        v = SH_C0 * sh[g, 0, ch]
+        if degree >= 1:
+            v += b1 * sh[g, 1, ch] + b2 * sh[g, 2, ch] + b3 * sh[g, 3, ch]
+        if degree >= 2:
+            v += (b4 * sh[g, 4, ch] + b5 * sh[g, 5, ch] + b6 * sh[g, 6, ch] + b7 * sh[g, 7, ch]
+                  + b8 * sh[g, 8, ch])
+        if degree >= 3:
+            v += (b9 * sh[g, 9, ch] + b10 * sh[g, 10, ch] + b11 * sh[g, 11, ch] + b12 * sh[g, 12, ch]
+                  + b13 * sh[g, 13, ch] + b14 * sh[g, 14, ch] + b15 * sh[g, 15, ch])
+        out[o, ch] = max(v + 0.5, 0.0)
+
+
+@njit(parallel=True, cache=True)
+def _project(means, quats, log_scales, logits, sh, degree, w2c, campos, fx, fy, cx, cy, near, far,
+             ortho, width, height, antialiased, par, rgb, rect):
+    """Project every Gaussian (float64 maths, float32 results).
+
+    par [N, 8] float32: u, v, conic a, conic b, conic c, opacity, ln(opacity / threshold), depth z.
+    rgb [N, 3] float32 colour. rect [N, 4] int32 inclusive pixel box x0, x1, y0, y1; x0 > x1
+    marks a culled splat.
+    """
+    n = means.shape[0]
+    tan_x = 0.5 * width / fx
+    tan_y = 0.5 * height / fy
+    lim_xp = (width - cx) / fx + (FOV_CLAMP - 1.0) * tan_x
+    lim_xn = cx / fx + (FOV_CLAMP - 1.0) * tan_x
+    lim_yp = (height - cy) / fy + (FOV_CLAMP - 1.0) * tan_y
+    lim_yn = cy / fy + (FOV_CLAMP - 1.0) * tan_y
+    for g in prange(n):
+        rect[g, 0] = 1
+        rect[g, 1] = 0
+        mx, my, mz = np.float64(means[g, 0]), np.float64(means[g, 1]), np.float64(means[g, 2])
+        x = w2c[0, 0] * mx + w2c[0, 1] * my + w2c[0, 2] * mz + w2c[0, 3]
+        y = w2c[1, 0] * mx + w2c[1, 1] * my + w2c[1, 2] * mz + w2c[1, 3]
+        z = w2c[2, 0] * mx + w2c[2, 1] * my + w2c[2, 2] * mz + w2c[2, 3]
+        if not (z >= near and z <= far):
+            continue
+        # rotation from the quaternion (zero quaternion: identity)
+        qw, qx, qy, qz = (np.float64(quats[g, 0]), np.float64(quats[g, 1]),
+                          np.float64(quats[g, 2]), np.float64(quats[g, 3]))
+        qn = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+        if qn > 0.0:
+            qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
+        else:
+            qw, qx, qy, qz = 1.0, 0.0, 0.0, 0.0
+        sx = math.exp(np.float64(log_scales[g, 0]))
+        sy = math.exp(np.float64(log_scales[g, 1]))
+        sz = math.exp(np.float64(log_scales[g, 2]))
+        r00, r01, r02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qw * qz), 2 * (qx * qz + qw * qy)
+        r10, r11, r12 = 2 * (qx * qy + qw * qz), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qw * qx)
+        r20, r21, r22 = 2 * (qx * qz - qw * qy), 2 * (qy * qz + qw * qx), 1 - 2 * (qx * qx + qy * qy)
+        # M = W R S  (camera-space axes of the ellipsoid); Σ_cam = M M^T
+        m00 = (w2c[0, 0] * r00 + w2c[0, 1] * r10 + w2c[0, 2] * r20) * sx
+        m01 = (w2c[0, 0] * r01 + w2c[0, 1] * r11 + w2c[0, 2] * r21) * sy
+        m02 = (w2c[0, 0] * r02 + w2c[0, 1] * r12 + w2c[0, 2] * r22) * sz
+        m10 = (w2c[1, 0] * r00 + w2c[1, 1] * r10 + w2c[1, 2] * r20) * sx
+        m11 = (w2c[1, 0] * r01 + w2c[1, 1] * r11 + w2c[1, 2] * r21) * sy
+        m12 = (w2c[1, 0] * r02 + w2c[1, 1] * r12 + w2c[1, 2] * r22) * sz
+        m20 = (w2c[2, 0] * r00 + w2c[2, 1] * r10 + w2c[2, 2] * r20) * sx
+        m21 = (w2c[2, 0] * r01 + w2c[2, 1] * r11 + w2c[2, 2] * r21) * sy
+        m22 = (w2c[2, 0] * r02 + w2c[2, 1] * r12 + w2c[2, 2] * r22) * sz
+        if ortho:
+            u = fx * x + cx
+            v = fy * y + cy
+            j00, j02, j11, j12 = fx, 0.0, fy, 0.0
+        else:
+            rz = 1.0 / z
+            u = fx * x * rz + cx
+            v = fy * y * rz + cy
+            tx = z * min(lim_xp, max(-lim_xn, x * rz))
+            ty = z * min(lim_yp, max(-lim_yn, y * rz))
+            j00, j02 = fx * rz, -fx * tx * rz * rz
+            j11, j12 = fy * rz, -fy * ty * rz * rz
+        # T = J M (2x3); Σ_2d = T T^T
+        t00, t01, t02 = j00 * m00 + j02 * m20, j00 * m01 + j02 * m21, j00 * m02 + j02 * m22
+        t10, t11, t12 = j11 * m10 + j12 * m20, j11 * m11 + j12 * m21, j11 * m12 + j12 * m22
+        ca = t00 * t00 + t01 * t01 + t02 * t02
+        cb = t00 * t10 + t01 * t11 + t02 * t12
+        cc = t10 * t10 + t11 * t11 + t12 * t12
+        det_orig = ca * cc - cb * cb
+        ca += EPS2D
+        cc += EPS2D
+        det = ca * cc - cb * cb
+        if not (det > 0.0):
+            continue
+        op = 1.0 / (1.0 + math.exp(-np.float64(logits[g])))
+        if antialiased:
+            op *= math.sqrt(max(0.0, det_orig / det))
+        if not (op >= ALPHA_THRESHOLD):
+            continue
+        smax = math.log(op) - _LOG_THR
+        extend = min(EXTEND_MAX, math.sqrt(2.0 * smax))
+        rx = np.ceil(extend * math.sqrt(ca))
+        ry = np.ceil(extend * math.sqrt(cc))
+        if rx <= 0.0 and ry <= 0.0:
+            continue
+        if u + rx <= 0.0 or u - rx >= width or v + ry <= 0.0 or v - ry >= height:
+            continue
+        # pixels whose alpha can reach the threshold: sigma <= smax, an ellipse of half-size
+        # sqrt(2 smax Σ_ii) per axis (a hair wider for rounding)
+        hx = math.sqrt(2.0 * smax * ca) + 1e-3
+        hy = math.sqrt(2.0 * smax * cc) + 1e-3
+        x0 = max(0.0, np.ceil(u - hx - 0.5))
+        x1 = min(width - 1.0, np.floor(u + hx - 0.5))
+        y0 = max(0.0, np.ceil(v - hy - 0.5))
+        y1 = min(height - 1.0, np.floor(v + hy - 0.5))
+        if x0 > x1 or y0 > y1:
+            continue
+        par[g, 0] = u
+        par[g, 1] = v
+        par[g, 2] = cc / det
+        par[g, 3] = -cb / det
+        par[g, 4] = ca / det
+        par[g, 5] = op
+        par[g, 6] = smax
+        par[g, 7] = z
+        dxw, dyw, dzw = mx - campos[0], my - campos[1], mz - campos[2]
+        dn = max(math.sqrt(dxw * dxw + dyw * dyw + dzw * dzw), 1e-12)
+        _sh_colour(sh, g, degree, dxw / dn, dyw / dn, dzw / dn, rgb, g)
+        rect[g, 0] = np.int32(x0)
+        rect[g, 1] = np.int32(x1)
+        rect[g, 2] = np.int32(y0)
+        rect[g, 3] = np.int32(y1)
+
+
+@njit(cache=True)
+def _bin(rect, tiles_x, tiles_y):
+    """Counting sort of splats into tiles -> (offsets [T + 1] int64, ids [M] int32), index order."""
+    n = rect.shape[0]
+    counts = np.zeros(tiles_x * tiles_y + 1, np.int64)
+    for g in range(n):
+        if rect[g, 0] > rect[g, 1]:
+            continue
+        tx0, tx1 = rect[g, 0] // TILE, rect[g, 1] // TILE
+        ty0, ty1 = rect[g, 2] // TILE, rect[g, 3] // TILE
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                counts[ty * tiles_x + tx + 1] += 1
+    offsets = np.cumsum(counts)
+    fill = offsets[:-1].copy()
+    ids = np.empty(offsets[-1], np.int32)
+    for g in range(n):
+        if rect[g, 0] > rect[g, 1]:
+            continue
+        tx0, tx1 = rect[g, 0] // TILE, rect[g, 1] // TILE
+        ty0, ty1 = rect[g, 2] // TILE, rect[g, 3] // TILE
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                t = ty * tiles_x + tx
+                ids[fill[t]] = g
+                fill[t] += 1
+    return offsets, ids
+
+
+@njit(parallel=True, cache=True)
+def _sort_tiles(offsets, ids, par):
+    """Sort each tile's list by depth, stably (equal depths keep index order)."""
+    for t in prange(offsets.shape[0] - 1):
+        a, b = offsets[t], offsets[t + 1]
+        if b - a < 2:
+            continue
+        seg = ids[a:b].copy()
+        keys = np.empty(b - a, np.float32)
+        for k in range(b - a):
+            keys[k] = par[seg[k], 7]
+        order = np.argsort(keys, kind="mergesort")
+        for k in range(b - a):
+            ids[a + k] = seg[order[k]]
+
+
+@njit(parallel=True, cache=True, fastmath={"contract", "arcp", "afn", "nsz"})
+def _rasterize(offsets, ids, par, rgb, rect, tiles_x, width, height, bg, out_rgba, out_depth, out_alpha):
+    """Composite each tile front to back (float32). Writes out_rgba [H, W, 4], depth, alpha."""
+    n_tiles = offsets.shape[0] - 1
+    for t in prange(n_tiles):
+        ty, tx = t // tiles_x, t % tiles_x
+        px0, py0 = tx * TILE, ty * TILE
+        px1, py1 = min(px0 + TILE, width) - 1, min(py0 + TILE, height) - 1
+        # per-pixel state: transmittance (negative once the pixel has stopped), colour, depth
+        trans = np.ones(TILE * TILE, np.float32)
+        acc = np.zeros((TILE * TILE, 4), np.float32)
+        remaining = (px1 - px0 + 1) * (py1 - py0 + 1)
+        for k in range(offsets[t], offsets[t + 1]):
+            g = ids[k]
+            u, v = par[g, 0], par[g, 1]
+            ca, cb, cc = par[g, 2], par[g, 3], par[g, 4]
+            op, smax, z = par[g, 5], par[g, 6], par[g, 7]
+            cr, cg, cbl = rgb[g, 0], rgb[g, 1], rgb[g, 2]
+            y0, y1 = max(rect[g, 2], py0), min(rect[g, 3], py1)
+            gx0, gx1 = max(rect[g, 0], px0), min(rect[g, 1], px1)
+            half_a = _F(0.5) * ca
+            inv_a = _F(1.0) / ca
+            for j in range(y0, y1 + 1):
+                dy = v - (_F(j) + _F(0.5))
+                # this row's pixels with sigma <= smax: 0.5 a dx^2 + b dy dx + (0.5 c dy^2 - smax) <= 0
+                bdy = cb * dy
+                disc = bdy * bdy - ca * (cc * dy * dy - _F(2.0) * smax)
+                if disc < 0:
+                    continue
+                sq = math.sqrt(disc)
+                # dx = u - px within [(-bdy - sq) / a, (-bdy + sq) / a]
+                lo = u - (-bdy + sq) * inv_a - _F(0.5) - _F(1e-3)
+                hi = u - (-bdy - sq) * inv_a - _F(0.5) + _F(1e-3)
+                i0 = max(gx0, np.int32(math.ceil(max(lo, _F(-1.0)))))
+                i1 = min(gx1, np.int32(math.floor(min(hi, _F(width)))))
+                row = (j - py0) * TILE - px0
+                half_c_dy2 = _F(0.5) * cc * dy * dy
+                for i in range(i0, i1 + 1):
+                    p = row + i
+                    tp = trans[p]
+                    if tp < 0:
+                        continue
+                    dx = u - (_F(i) + _F(0.5))
+                    sigma = half_a * dx * dx + half_c_dy2 + bdy * dx
+                    if sigma < 0 or sigma > smax:
+                        continue
+                    alpha = min(_MAX_ALPHA, op * math.exp(-sigma))
+                    if alpha < _THR:
+                        continue
+                    nt = tp * (_F(1.0) - alpha)
+                    if nt <= _T_MIN:
+                        trans[p] = -tp
+                        remaining -= 1
+                        continue
+                    w = alpha * tp
+                    acc[p, 0] += cr * w
+                    acc[p, 1] += cg * w
+                    acc[p, 2] += cbl * w
+                    acc[p, 3] += z * w
+                    trans[p] = nt
+            if remaining == 0:
+                break
+        for j in range(py0, py1 + 1):
+            for i in range(px0, px1 + 1):
+                p = (j - py0) * TILE + (i - px0)
+                tf = abs(trans[p])
+                a = _F(1.0) - tf
+                out_rgba[j, i, 0] = acc[p, 0] + tf * bg[0]
+                out_rgba[j, i, 1] = acc[p, 1] + tf * bg[1]
+                out_rgba[j, i, 2] = acc[p, 2] + tf * bg[2]
+                out_rgba[j, i, 3] = a
+                out_alpha[j, i] = a
+                out_depth[j, i] = acc[p, 3] / a if a > 0 else np.inf
+
+
+def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, background=(0.0, 0.0, 0.0),
+           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "cpu") -> RenderResult:
+    """Render ``gaussians`` [N] seen by ``camera`` into a ``height`` x ``width`` image (numba).
+
+    Returns RenderResult(rgba [H, W, 4], depth [H, W], alpha [H, W]), float32; the same picture
+    as ``reference.render`` (see common.py for the rules). ``backend`` is ignored.
+    """
+    inp = prepare(gaussians, camera, width, height, background, mode, sh_degree)
+    n = inp.count
+    if n == 0:
+        return empty_result(inp)
+    par = np.empty((n, 8), np.float32)
+    rgb = np.empty((n, 3), np.float32)
+    rect = np.empty((n, 4), np.int32)
+    _project(inp.means, inp.quats, inp.log_scales, inp.opacity_logits, inp.sh, inp.sh_degree,
+             inp.world_to_cam, inp.campos, inp.fx, inp.fy, inp.cx, inp.cy, inp.near, inp.far,
+             inp.orthographic, inp.width, inp.height, inp.antialiased, par, rgb, rect)
+    tiles_x = (inp.width + TILE - 1) // TILE
+    tiles_y = (inp.height + TILE - 1) // TILE
+    offsets, ids = _bin(rect, tiles_x, tiles_y)
+    _sort_tiles(offsets, ids, par)
+    rgba = np.empty((inp.height, inp.width, 4), np.float32)
+    depth = np.empty((inp.height, inp.width), np.float32)
+    alpha = np.empty((inp.height, inp.width), np.float32)
+    _rasterize(offsets, ids, par, rgb, rect, tiles_x, inp.width, inp.height, inp.background,
+               rgba, depth, alpha)
+    return RenderResult(rgba, depth, alpha)
+
+
+def threads() -> int:
+    """Threads numba renders with."""
+    return int(numba.get_num_threads())
