@@ -86,6 +86,7 @@ class BuiltinSamplerConfig:
     pupil_angle: tuple[float, float] = (9.0, 13.0)      # range of the pupil's radius, degrees
     light_direction: tuple[float, float, float] = (0.35, 0.55, 1.0)   # model frame, toward the light
     light_strength: float = 0.28        # 0 = flat colour
+    sheen: float = 0.04                 # view-independent highlight of the key light
     cavity_strength: float = 0.32       # darkening of concave places (eye sockets, nostrils, ears)
 
     def __post_init__(self) -> None:
@@ -116,12 +117,13 @@ class _ModelCache:
     eye_side: np.ndarray        # [N] int: 0 = not on an eyeball, 1 = left, 2 = right
     brow_idx: np.ndarray        # [M] Gaussians near where the eyebrows go
     eye_joints: np.ndarray      # [2, 3] template eye centres (left, right)
+    cheeks: np.ndarray          # [N] soft cheek weight (for a blush)
     edge_fade: np.ndarray       # [N] 1 inside, falling to 0 at the neck's cut edge
     shapedirs: np.ndarray       # [V*3, S] float64
     incidence: object           # [V, F] scipy sparse: vertex-face incidence (sums face normals)
 
 
-_CACHE: dict[tuple, _ModelCache] = {}
+_CACHE: dict[tuple, tuple[HeadModel, _ModelCache]] = {}  # the model is held so its id stays unique
 
 
 def _mask(model: HeadModel, name: str) -> np.ndarray:
@@ -169,9 +171,9 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
     key = (id(model), model.n_vertices, int(model.faces.shape[0]), config.n_gaussians, config.binding_seed,
            config.face_density, config.lips_density, config.eyelid_density, config.eye_density,
            config.hair_density, config.mouth_density)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
     faces = np.asarray(model.faces, np.int64)
     template = np.asarray(model.v_template, np.float64)
     smooth = _adjacency(model)
@@ -223,11 +225,16 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
     near_brow = ((rel_y > 0.008) & (rel_y < 0.04) & (rel_x < 0.04) & (gpos[:, 2] > joints[3, 2] + 0.005)
                  & (gmask["eyes"] < 0.5) & (gmask["eyelids"] < 0.5))
     brow_idx = np.flatnonzero(near_brow)
+    cheeks = np.zeros(len(binding))
+    for eye in joints[3:5]:
+        centre = eye + np.array([0.004 * np.sign(eye[0]), -0.032, 0.02])
+        cheeks = np.maximum(cheeks, np.exp(-((gpos - centre) ** 2).sum(1) / (2 * 0.014 ** 2)))
+    cheeks *= np.clip(gmask["face"], 0, 1) * (1 - np.clip(gmask["lips"] + gmask["eyes"] + gmask["eyelids"], 0, 1))
     # the neck's cut edge fades out (mesh boundary below the neck joint, not the eyes or mouth)
     joints_y = (np.asarray(model.j_regressor, np.float64) @ template)[1, 1]
     cut = (_boundary_vertices(faces, model.n_vertices) & (template[:, 1] < joints_y)
            & (raw["mouth_interior"] + raw["teeth"] + raw["eyes"] == 0)).astype(np.float64)
-    edge = np.clip(_smoothed(smooth, cut, 3) * 3.0, 0, 1)
+    edge = np.clip(_smoothed(smooth, cut, 5) * 2.5, 0, 1)
     edge_fade = 1.0 - at_gaussians(edge)
     import scipy.sparse as sp
 
@@ -235,9 +242,9 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
     incidence = sp.csr_matrix((np.ones(faces.size), (faces.reshape(-1), np.repeat(np.arange(len(faces)), 3))),
                               shape=(model.n_vertices, len(faces)))
     cached = _ModelCache(binding, corners, bary, smooth, gmask, expected, gpos, landmarks, eye_side, brow_idx,
-                         joints[3:5].copy(), edge_fade, shapedirs, incidence)
+                         joints[3:5].copy(), cheeks, edge_fade, shapedirs, incidence)
     _CACHE.clear()  # one model at a time is the common case; keep memory bounded
-    _CACHE[key] = cached
+    _CACHE[key] = (model, cached)
     return cached
 
 
@@ -347,12 +354,13 @@ class BuiltinSource:
         pos = tone * (len(SKIN_TONES_SRGB) - 1)
         i0 = min(int(pos), len(SKIN_TONES_SRGB) - 2)
         skin = SKIN_TONES_SRGB[i0] * (1 - (pos - i0)) + SKIN_TONES_SRGB[i0 + 1] * (pos - i0)
-        skin = skin.mean() + 1.35 * (skin - skin.mean())        # the swatches are paler than living skin
-        skin = skin * np.array([1.0, 0.965, 0.93])             # warmth (blood under the skin)
+        skin = skin.mean() + 1.2 * (skin - skin.mean())         # the swatches are paler than living skin
         undertone = rng.normal(0.0, 1.0)
         skin = skin * np.array([1.0 + 0.035 * undertone, 1.0, 1.0 - 0.045 * undertone])
-        skin = skin * (0.82 + 0.05 * rng.standard_normal())  # exposure of the baked albedo
         darkness = float(np.clip((tone - 0.35) / 0.5, 0.0, 1.0))
+        pale = 1.0 - float(np.clip(tone / 0.4, 0.0, 1.0))            # 1 for the lightest tones
+        skin = skin * np.array([1.02, 0.945 - 0.015 * pale, 0.895 - 0.04 * pale])  # warmth: blood under the skin
+        skin = skin * (0.86 + 0.09 * darkness + 0.05 * rng.standard_normal())  # exposure of the baked albedo
         hair_name = _pick(rng, HAIR_COLOURS, _HAIR_P_LIGHT, _HAIR_P_DARK, darkness)
         hair = np.array(HAIR_COLOURS[hair_name]) * (0.9 + 0.2 * rng.random())
         iris_name = _pick(rng, IRIS_COLOURS, _IRIS_P_LIGHT, _IRIS_P_DARK, darkness)
@@ -376,6 +384,7 @@ class BuiltinSource:
         colour = np.tile(skin, (n, 1))
         colour *= 1.0 + blush * (masks["ears"] + 0.8 * masks["nose"])[:, None] * np.array([0.6, -0.5, -0.6])
         colour *= 1.0 - masks["eyelids"][:, None] * np.array([0.05, 0.10, 0.09])
+        colour *= 1.0 + (blush * 1.2) * cache.cheeks[:, None] * np.array([0.5, -0.45, -0.5])
         lips = np.clip(masks["lips"], 0, 1)[:, None]
         colour = colour * (1 - lips) + (skin * lip_tint) * lips
         brow_cover = _brow_field(cache, brow_height, brow_arch, brow_thickness, brow_length) * brow_strength
@@ -414,6 +423,10 @@ class BuiltinSource:
         shade_g = np.einsum("nk,nkc->nc", bary, np.stack([shade_v, 0.8 + 0.2 * lambert], 1)[corners])
         shade = np.where(eyes, shade_g[:, 1], shade_g[:, 0])
         colour *= shade[:, None]
+        # a soft sheen where the key light meets the skin head-on (forehead, nose, cheekbones)
+        sheen_v = (cfg.sheen + 0.04 * darkness) * lambert ** 12
+        skin_w = np.clip(1.0 - hair_cover - masks["mouth_interior"], 0.0, 1.0) * ~eyes
+        colour += (np.einsum("nk,nk->n", bary, sheen_v[corners]) * skin_w)[:, None]
         colour *= 1.0 + cfg.colour_noise * rng.standard_normal((n, 1))
         colour *= 1.0 + 0.3 * cfg.colour_noise * rng.standard_normal((n, 3))
         hair_g = hair_cover > 0.3
