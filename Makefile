@@ -21,8 +21,9 @@ test: setup
 demo: setup
 	$(PY) tools/demo.py
 
+# `make extension` builds every platform; `make extension PLATFORM=linux-x64` just one.
 extension: setup
-	$(PY) tools/build_extension.py
+	$(PY) tools/build_extension.py $(if $(PLATFORM),--platform $(PLATFORM))
 
 bench: setup
 	$(PY) -m engine bench render
