@@ -119,10 +119,8 @@ class GaussianHeadsObjectProperties(bpy.types.PropertyGroup):
     show_baked: BoolProperty(
         name="Render Baked", description="Render the baked blendshapes instead of the full model",
         default=False, options=set(), update=_tag_avatar_changed)
-    bake_status: StringProperty(name="Bake Status", default="", options=set())
-    bake_progress: FloatProperty(name="Bake Progress", default=0.0, min=0.0, max=1.0,
-                                 subtype='FACTOR', options=set())
-    bake_running: BoolProperty(name="Baking", default=False, options=set())
+    bake_status: StringProperty(name="Bake Status", description="Summary of the stored bake",
+                                default="", options=set())
     bake_samples: IntProperty(name="Samples", description="Poses sampled for the bake",
                               default=2000, min=16, soft_max=20000, options=set())
     bake_components: IntProperty(name="Components", description="Blendshapes kept (k)",

@@ -17,8 +17,9 @@ import bpy
 import numpy as np
 
 from .engine.errors import GaussianHeadsError
-from .engine.scene_render import (AvatarInstance, RenderSettings, ViewportRenderer, bottom_up,
-                                  crop_image, merge_avatars, params_from_channels, render_gaussians)
+from .engine.scene_render import (AvatarInstance, RenderSettings, ViewportRenderer, border_rect,
+                                  bottom_up, merge_avatars, params_from_channels, render_gaussians,
+                                  sub_camera)
 
 ENGINE_ID = 'GAUSSIAN_HEADS'
 DEPTH_PASS = "Depth"
@@ -57,10 +58,15 @@ def head_params(obj, identity):
 
 
 def avatar_identity(obj):
-    """The identity to pose for ``obj``."""
+    """The identity to pose for ``obj``: its bake when 'Render Baked' is on and a bake exists."""
     from .operators import storage
 
-    return storage.load_identity(obj)
+    identity = storage.load_identity(obj)
+    if obj.gaussian_heads.show_baked:
+        baked = storage.load_bake(obj, identity)
+        if baked is not None:
+            return baked
+    return identity
 
 
 def avatar_instances(depsgraph):
@@ -80,18 +86,16 @@ def avatar_instances(depsgraph):
     return instances
 
 
-def camera_settings(scene, camera_obj, width: int, height: int):
+def camera_settings(scene, camera_obj):
     """BlenderCameraSettings from an evaluated camera object and the scene's render settings."""
     from .engine.raster.blender_camera import BlenderCameraSettings
 
     cam = camera_obj.data
     render = scene.render
     return BlenderCameraSettings(
-        matrix_world=np.array(camera_obj.matrix_world, np.float64),
+        matrix_world=tuple(tuple(row) for row in camera_obj.matrix_world),
         type=cam.type,
         lens=float(cam.lens),
-        lens_unit=cam.lens_unit,
-        angle=float(cam.angle),
         ortho_scale=float(cam.ortho_scale),
         sensor_width=float(cam.sensor_width),
         sensor_height=float(cam.sensor_height),
@@ -147,13 +151,17 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
     def render(self, depsgraph):
         scene = depsgraph.scene
         width, height = int(self.resolution_x), int(self.resolution_y)
+        r = scene.render
+        rect = border_rect(width, height, r.use_border, r.border_min_x, r.border_max_x,
+                           r.border_min_y, r.border_max_y)
         try:
-            self._render_frame(depsgraph, scene, width, height)
+            self._render_frame(depsgraph, scene, width, height, rect)
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, f"Gaussian Heads: {exc}")
-            self._write_result(width, height, np.zeros((height, width, 4), np.float32), None)
+            w, h = rect[2] - rect[0], rect[3] - rect[1]
+            self._write_result(rect, np.zeros((h, w, 4), np.float32), None)
 
-    def _render_frame(self, depsgraph, scene, width, height):
+    def _render_frame(self, depsgraph, scene, width, height, rect):
         self.update_stats("", "Gaussian Heads: gathering avatars")
         camera_obj = self.camera_override or scene.camera
         if camera_obj is None:
@@ -161,7 +169,13 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         camera_obj = camera_obj.evaluated_get(depsgraph)
         from .engine.raster.blender_camera import camera_from_blender
 
-        camera, crop = camera_from_blender(camera_settings(scene, camera_obj, width, height))
+        camera, _ = camera_from_blender(camera_settings(scene, camera_obj))
+        w, h = rect[2] - rect[0], rect[3] - rect[1]
+        if (camera.width, camera.height) == (width, height):
+            camera = sub_camera(camera, rect)
+        elif (camera.width, camera.height) != (w, h):
+            raise GaussianHeadsError(f"camera conversion gave {camera.width}x{camera.height} pixels "
+                                     f"for a {width}x{height} render")
         instances = avatar_instances(depsgraph)
         if self.test_break():
             return
@@ -172,27 +186,21 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
             return
         self.update_progress(0.4)
         self.update_stats("", f"Gaussian Heads: rasterizing {len(gaussians):,} Gaussians")
-        frame = render_gaussians(gaussians, camera, camera.width, camera.height,
-                                 render_settings(scene), world_background(scene))
-        rgba, depth = frame.rgba, frame.depth
-        if crop is not None:
-            rgba, depth = crop_image(rgba, crop), crop_image(depth, crop)
-        rgba, depth = _fit(rgba, height, width, 0.0), _fit(depth, height, width, 1.0e10)
-        self._write_result(width, height, rgba, depth)
+        frame = render_gaussians(gaussians, camera, w, h, render_settings(scene), world_background(scene))
+        self._write_result(rect, frame.rgba, frame.depth)
         self.update_progress(1.0)
         self.update_stats("", f"Gaussian Heads: {len(gaussians):,} Gaussians in "
                               f"{frame.seconds * 1000:.0f} ms")
 
-    def _write_result(self, width, height, rgba, depth):
-        result = self.begin_result(0, 0, width, height)
+    def _write_result(self, rect, rgba, depth):
+        x0, y0, x1, y1 = rect
+        result = self.begin_result(x0, y0, x1 - x0, y1 - y0)
         layer = result.layers[0]
         layer.passes["Combined"].rect.foreach_set(bottom_up(rgba).reshape(-1))
-        depth_pass = layer.passes.get(DEPTH_PASS) if hasattr(layer.passes, "get") else None
-        if depth_pass is None:
-            depth_pass = next((p for p in layer.passes if p.name == DEPTH_PASS), None)
+        depth_pass = next((p for p in layer.passes if p.name == DEPTH_PASS), None)
         if depth_pass is not None:
             if depth is None:
-                depth = np.full((height, width), 1.0e10, np.float32)
+                depth = np.full(rgba.shape[:2], 1.0e10, np.float32)
             depth_pass.rect.foreach_set(bottom_up(depth).reshape(-1))
         self.end_result(result)
 
@@ -234,16 +242,6 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
 
         self._refine_timer = refine
         bpy.app.timers.register(refine, first_interval=self._viewport.refine_after)
-
-
-def _fit(image, height, width, fill):
-    """Pad or cut [h, w, ...] to [height, width, ...] (top-left aligned)."""
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    out = np.full((height, width) + image.shape[2:], fill, np.float32)
-    h, w = min(height, image.shape[0]), min(width, image.shape[1])
-    out[:h, :w] = image[:h, :w]
-    return out
 
 
 def _draw_pixels(engine, scene, frame, region_width, region_height):

@@ -10,8 +10,9 @@ merges, rasterizes and converts the result into what Blender's render result wan
 * row order: Blender's ``rect`` has row 0 at the bottom.
 * depth: distance along the camera axis, 1e10 where nothing was hit (Blender's convention).
 
-The viewport path (:class:`ViewportRenderer`) builds a camera from the 3D view's matrices and
-returns the float32 RGBA buffer ``view_draw`` uploads as a texture.
+The viewport path (:class:`ViewportRenderer`) builds a camera from the 3D view's matrices
+(``raster.blender_camera.camera_from_view``) and returns the float32 RGBA buffer ``view_draw``
+uploads as a texture.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .avatar.frames import MODEL_TO_BLENDER
 from .avatar.gaussian_set import GaussianSet
 from .errors import GaussianHeadsError
 from .head_model.model import HeadModel, HeadParams
+from .raster.blender_camera import camera_from_view
 from .raster.camera import Camera
 
 #: Depth written where no Gaussian covers the pixel (Blender's "infinitely far").
@@ -238,46 +240,30 @@ def render_frame(instances: Sequence[AvatarInstance], camera: Camera, width: int
     return render_gaussians(gaussians, camera, width, height, settings, background)
 
 
-def crop_image(image: np.ndarray, crop) -> np.ndarray:
-    """Cut ``crop = (x0, y0, x1, y1)`` (pixels, top-left origin, exclusive end) out of [H, W, ...]."""
-    if crop is None:
-        return image
-    x0, y0, x1, y1 = (int(v) for v in crop)
-    return image[y0:y1, x0:x1]
+def border_rect(width: int, height: int, use_border: bool, min_x: float, max_x: float,
+                min_y: float, max_y: float) -> tuple[int, int, int, int]:
+    """Blender's render border in pixels: (x0, y0, x1, y1), origin at the bottom left (as
+    ``RenderEngine.begin_result`` takes it), end exclusive; the whole frame without a border.
+    Blender truncates ``border * size`` to whole pixels."""
+    if not use_border:
+        return 0, 0, int(width), int(height)
+    x0, x1 = int(min_x * width), int(max_x * width)
+    y0, y1 = int(min_y * height), int(max_y * height)
+    x0, y0 = max(0, min(x0, width - 1)), max(0, min(y0, height - 1))
+    return x0, y0, max(x0 + 1, min(x1, width)), max(y0 + 1, min(y1, height))
+
+
+def sub_camera(camera: Camera, rect: tuple[int, int, int, int]) -> Camera:
+    """The part of a full-frame ``camera`` inside ``rect`` (bottom-left origin pixels) as a camera
+    of that size: same projection, principal point shifted."""
+    from dataclasses import replace
+
+    x0, y0, x1, y1 = rect
+    top = camera.height - y1
+    return replace(camera, cx=camera.cx - x0, cy=camera.cy - top, width=x1 - x0, height=y1 - y0)
 
 
 # --- viewport -------------------------------------------------------------------------------
-
-# OpenGL/Blender view space (y up, looking down -z) -> OpenCV camera space (y down, z forward).
-_GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
-
-
-def camera_from_view(view_matrix, window_matrix, width: int, height: int) -> Camera:
-    """Camera for a 3D view: Blender's ``region_3d.view_matrix`` (world→view) and
-    ``window_matrix`` (view→clip, OpenGL) for a ``width`` x ``height`` pixel image.
-
-    Works for perspective, orthographic and camera views (the window matrix carries the zoom
-    and offset of the camera frame).
-    """
-    view = np.asarray(view_matrix, np.float64).reshape(4, 4)
-    proj = np.asarray(window_matrix, np.float64).reshape(4, 4)
-    w, h = int(width), int(height)
-    world_to_cam = _GL_TO_CV @ view
-    ortho = abs(proj[3, 3] - 1.0) < 1e-9 and abs(proj[3, 2]) < 1e-12
-    if ortho:
-        fx, fy = proj[0, 0] * w / 2, proj[1, 1] * h / 2
-        cx, cy = (1 + proj[0, 3]) * w / 2, (1 - proj[1, 3]) * h / 2
-        e, t = proj[2, 2], proj[2, 3]
-        near, far = (1 + t) / e, (t - 1) / e
-    else:
-        fx, fy = proj[0, 0] * w / 2, proj[1, 1] * h / 2
-        cx, cy = (1 - proj[0, 2]) * w / 2, (1 + proj[1, 2]) * h / 2
-        e, f = proj[2, 2], proj[2, 3]
-        near, far = f / (e - 1), f / (e + 1)
-    near, far = float(min(near, far)), float(max(near, far))
-    return Camera(world_to_cam, float(fx), float(fy), float(cx), float(cy), w, h,
-                  near=near, far=far, orthographic=bool(ortho))
-
 
 @dataclass
 class ViewportFrame:

@@ -4,9 +4,9 @@ Submodules are registered in the order of ``_MODULES`` and unregistered in rever
 """
 
 from . import gpu_deps
-from . import storage, sample, preview  # avatars: storage, sampling, gallery
+from . import storage, sample, preview, bake  # avatars: storage, sampling, gallery, bake
 
-_MODULES = (gpu_deps, storage, sample, preview)
+_MODULES = (gpu_deps, storage, sample, preview, bake)
 from . import anim_io  # noqa: E402  animation import/export (File menus, avatar panel)
 _MODULES += (anim_io,)
 

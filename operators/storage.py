@@ -87,6 +87,8 @@ def _columns_plan(dtype: np.dtype, width: int) -> tuple[str, list[tuple[str, int
             plan.append((_FLOAT_TYPES[cols][0] if cols in _FLOAT_TYPES else 'FLOAT4X4', cols))
             left -= cols
         return "float32", plan
+    if dtype == np.float16:  # widened to float32 (exact), narrowed back on reading
+        return "float16", _columns_plan(np.dtype(np.float32), width)[1]
     if dtype == np.int32:
         return "int32", [('INT', 1)] * width
     # anything else: raw bytes, padded to a multiple of 4, as int32 columns
@@ -169,8 +171,9 @@ def _display_attributes(pointcloud, identity, n: int) -> None:
         pointcloud.color_attributes.active = pointcloud.color_attributes["Col"]
 
 
-def write_arrays(pointcloud, arrays: dict, n: int) -> dict:
-    """Store ``arrays`` on ``pointcloud`` (N points); returns the manifest dict."""
+def write_arrays(pointcloud, arrays: dict, n: int, prefix: str = "") -> dict:
+    """Store ``arrays`` on ``pointcloud`` (N points) as attributes named ``gh.<prefix><key>``;
+    returns the manifest dict (what ``read_arrays`` needs)."""
     entries = []
     for key in sorted(arrays):
         array = np.asarray(arrays[key])
@@ -182,7 +185,9 @@ def write_arrays(pointcloud, arrays: dict, n: int) -> dict:
         rows = moved.reshape(n, -1)
         width = rows.shape[1]
         encoding, plan = _columns_plan(array.dtype, width)
-        if encoding == "bytes":
+        if encoding == "float16":
+            rows = rows.astype(np.float32)
+        elif encoding == "bytes":
             raw = np.ascontiguousarray(rows).view(np.uint8).reshape(n, -1)
             pad = (-raw.shape[1]) % 4
             if pad:
@@ -190,7 +195,8 @@ def write_arrays(pointcloud, arrays: dict, n: int) -> dict:
             rows = np.ascontiguousarray(raw).view(np.int32).reshape(n, -1)
         attrs, start = [], 0
         for j, (attr_type, cols) in enumerate(plan):
-            name = f"{ATTR_PREFIX}{key}" if len(plan) == 1 else f"{ATTR_PREFIX}{key}.{j}"
+            base = f"{ATTR_PREFIX}{prefix}{key}"
+            name = base if len(plan) == 1 else f"{base}.{j}"
             block = rows[:, start:start + cols]
             slot = _slot_width(attr_type, cols)
             if slot > cols:
@@ -202,6 +208,15 @@ def write_arrays(pointcloud, arrays: dict, n: int) -> dict:
                         "shape": list(array.shape), "axis": axis, "encoding": encoding,
                         "attrs": attrs})
     return {"version": MANIFEST_VERSION, "n": n, "arrays": entries}
+
+
+def remove_arrays(pointcloud, manifest: dict) -> None:
+    """Remove the attributes a manifest lists."""
+    for entry in manifest.get("arrays", ()):
+        for attr in entry.get("attrs", ()):
+            attribute = pointcloud.attributes.get(attr["name"])
+            if attribute is not None:
+                pointcloud.attributes.remove(attribute)
 
 
 def read_arrays(pointcloud, manifest: dict) -> dict:
@@ -354,8 +369,87 @@ def load_identity(obj):
     return identity
 
 
+# --- bakes ----------------------------------------------------------------------------------------
+
+BAKE_PREFIX = "bake."
+_bake_cache: "OrderedDict[str, object]" = OrderedDict()
+
+
+def has_bake(obj) -> bool:
+    data = getattr(obj, "data", None)
+    props = getattr(data, "gaussian_heads", None) if data is not None else None
+    return props is not None and bool(props.bake_hash)
+
+
+def store_bake(obj, baked) -> str:
+    """Store a BakedIdentity on the avatar's point cloud (beside the identity). Returns its hash."""
+    if not has_identity(obj):
+        raise GaussianHeadsError(f"'{obj.name}' holds no stored avatar to attach a bake to")
+    pointcloud = obj.data
+    n = len(pointcloud.points)
+    if int(baked.n_gaussians) != n:
+        raise GaussianHeadsError(f"the bake has {baked.n_gaussians} Gaussians but '{obj.name}' has {n}")
+    arrays = baked.to_arrays()
+    digest = content_hash(arrays)
+    clear_bake(obj)
+    try:
+        manifest = write_arrays(pointcloud, arrays, n, prefix=BAKE_PREFIX)
+    except Exception:
+        remove_arrays(pointcloud, {"arrays": [{"attrs": [{"name": a.name}]} for a in pointcloud.attributes
+                                              if a.name.startswith(ATTR_PREFIX + BAKE_PREFIX)]})
+        raise
+    manifest["hash"] = digest
+    pointcloud.gaussian_heads.bake_manifest = json.dumps(manifest, separators=(",", ":"))
+    pointcloud.gaussian_heads.bake_hash = digest
+    _bake_cache[digest] = baked
+    return digest
+
+
+def clear_bake(obj) -> None:
+    """Remove a stored bake (no-op without one)."""
+    pointcloud = obj.data
+    props = pointcloud.gaussian_heads
+    if props.bake_manifest:
+        try:
+            remove_arrays(pointcloud, json.loads(props.bake_manifest))
+        except ValueError:
+            pass
+    props.bake_manifest = ""
+    props.bake_hash = ""
+
+
+def read_stored_bake_arrays(obj) -> dict:
+    pointcloud = obj.data
+    try:
+        manifest = json.loads(pointcloud.gaussian_heads.bake_manifest)
+    except ValueError:
+        raise GaussianHeadsError(f"avatar data '{pointcloud.name}' has a damaged bake manifest") from None
+    return read_arrays(pointcloud, manifest)
+
+
+def load_bake(obj, identity=None):
+    """The BakedIdentity stored on ``obj``, or None; cached by content hash."""
+    if not has_bake(obj):
+        return None
+    digest = obj.data.gaussian_heads.bake_hash
+    cached = _bake_cache.get(digest)
+    if cached is not None:
+        _bake_cache.move_to_end(digest)
+        return cached
+    from ..engine.bake.baked import BakedIdentity
+
+    source = getattr(obj, "original", None) or obj
+    model = identity.model if identity is not None else None
+    baked = BakedIdentity.from_arrays(read_stored_bake_arrays(source), model)
+    _bake_cache[digest] = baked
+    while len(_bake_cache) > _CACHE_SIZE:
+        _bake_cache.popitem(last=False)
+    return baked
+
+
 def clear_cache() -> None:
     _identity_cache.clear()
+    _bake_cache.clear()
 
 
 def register():

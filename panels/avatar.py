@@ -165,8 +165,23 @@ def draw_avatar_info(layout, obj):
         col.label(text=f"{len(obj.data.points):,} Gaussians stored in the .blend")
     else:
         col.label(text="No stored Gaussians", icon='ERROR')
-    layout.prop(props, "show_baked")
     layout.operator("gaussian_heads.export_ply", icon='EXPORT')
+
+
+def draw_bake(layout, obj):
+    from ..operators import storage
+
+    props = obj.gaussian_heads
+    col = layout.column(align=True)
+    col.prop(props, "bake_samples")
+    col.prop(props, "bake_components")
+    col.prop(props, "bake_seed")
+    row = layout.row(align=True)
+    row.operator("gaussian_heads.bake_blendshapes", icon='RENDER_RESULT')
+    row.operator("gaussian_heads.clear_bake", text="", icon='X')
+    if storage.has_bake(obj):
+        layout.label(text=props.bake_status or "Baked", icon='CHECKMARK')
+        layout.prop(props, "show_baked")
 
 
 class GAUSSIAN_HEADS_PT_avatar(GaussianHeadsSidebar, bpy.types.Panel):
@@ -179,6 +194,18 @@ class GAUSSIAN_HEADS_PT_avatar(GaussianHeadsSidebar, bpy.types.Panel):
 
     def draw(self, context):
         draw_avatar_info(self.layout, active_avatar(context))
+
+
+class GAUSSIAN_HEADS_PT_bake(GaussianHeadsSidebar, bpy.types.Panel):
+    bl_label = "Bake"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        draw_bake(self.layout, active_avatar(context))
 
 
 class GAUSSIAN_HEADS_PT_object(bpy.types.Panel):
@@ -218,5 +245,5 @@ class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
 
 classes = (GAUSSIAN_HEADS_UL_expression, GAUSSIAN_HEADS_PT_sample, GAUSSIAN_HEADS_PT_sample_shape,
            GAUSSIAN_HEADS_PT_gallery, GAUSSIAN_HEADS_PT_expression, GAUSSIAN_HEADS_PT_pose,
-           GAUSSIAN_HEADS_PT_avatar, GAUSSIAN_HEADS_PT_object, GAUSSIAN_HEADS_PT_object_pose)
+           GAUSSIAN_HEADS_PT_avatar, GAUSSIAN_HEADS_PT_bake, GAUSSIAN_HEADS_PT_object, GAUSSIAN_HEADS_PT_object_pose)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -8,7 +8,7 @@ so the add-on imports as ``bl_ext.ghdev.gaussian_heads`` exactly like an install
 
 Fixtures:
 - ``gh``: resets to empty factory settings, enables the add-on, returns its module.
-- ``small_identity``: a built-in identity cut down to a few thousand Gaussians (fast tests).
+- ``small_identity``: a built-in identity with a few thousand Gaussians (fast tests).
 - ``avatar``: a sampled avatar object in the scene (seed 3), stored small.
 """
 
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import struct
 import tempfile
 
+import numpy as np
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -76,24 +78,25 @@ def addon(name: str):
 
 @pytest.fixture
 def small_identity(gh):
-    """A built-in identity (seed 3) reduced to TEST_GAUSSIANS Gaussians."""
+    """A built-in identity (seed 3) with TEST_GAUSSIANS Gaussians."""
     return make_small_identity(3)
 
 
+_IDENTITY_ARRAYS: dict = {}
+
+
 def make_small_identity(seed: int, n: int = TEST_GAUSSIANS):
-    import numpy as np
-
-    builtin = addon("engine.avatar.builtin")
-    identity = builtin.BuiltinSource().sample(seed)
-    total = len(identity.binding)
-    if total <= n:
+    """Built-in identity with ``n`` Gaussians (what ``python -m engine render --gaussians n``
+    samples for the same seed). Sampled once per session; later calls rebuild it from its arrays
+    with the add-on's current classes (re-enabling the add-on re-imports its modules)."""
+    key = (seed, n)
+    if key not in _IDENTITY_ARRAYS:
+        builtin = addon("engine.avatar.builtin")
+        source = builtin.BuiltinSource(config=builtin.BuiltinSamplerConfig(n_gaussians=n))
+        identity = source.sample(seed)
+        _IDENTITY_ARRAYS[key] = identity.to_arrays()
         return identity
-    keep = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
-    from dataclasses import replace
-
-    binding_cls = type(identity.binding)
-    binding = binding_cls(identity.binding.face_idx[keep], identity.binding.bary[keep], identity.binding.uv[keep])
-    return replace(identity, binding=binding, canonical=identity.canonical.subset(keep))
+    return addon("engine.avatar.identity").BoundIdentity.from_arrays(_IDENTITY_ARRAYS[key])
 
 
 def add_avatar(identity, name: str = "GaussianHead.test", seed: int = 3):
@@ -146,9 +149,8 @@ def setup_camera_scene(size: int = 128, distance: float = 0.6, transparent: bool
     return cam
 
 
-def read_png(path) -> "np.ndarray":
+def read_png(path) -> np.ndarray:
     """[H, W, C] uint8, top row first."""
-    import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
@@ -161,3 +163,64 @@ def helpers():
     import sys
 
     return sys.modules[__name__]
+
+
+# --- a minimal reader for the uncompressed EXR files the depth tests write ---------------------
+
+def _exr_header(data: bytes, pos: int):
+    attrs = {}
+    while data[pos] != 0:
+        end = data.index(b"\0", pos)
+        name = data[pos:end].decode()
+        pos = data.index(b"\0", end + 1) + 1          # skip the type name
+        size = struct.unpack_from("<i", data, pos)[0]
+        attrs[name] = data[pos + 4:pos + 4 + size]
+        pos += 4 + size
+    return attrs, pos + 1
+
+
+def _exr_channels(raw: bytes):
+    out, p = [], 0
+    while raw[p] != 0:
+        end = raw.index(b"\0", p)
+        out.append((raw[p:end].decode(), struct.unpack_from("<i", raw, end + 1)[0]))
+        p = end + 1 + 16
+    return out
+
+
+def read_exr(path) -> dict:
+    """{channel name: [H, W] float32 (top row first)} of an uncompressed scanline EXR, single
+    or multi-part (Blender 5 writes multilayer EXR as one part per layer)."""
+    data = pathlib.Path(path).read_bytes()
+    assert data[:4] == b"\x76\x2f\x31\x01", "not an EXR file"
+    multi = bool(struct.unpack_from("<i", data, 4)[0] & 0x1000)
+    pos, headers = 8, []
+    while True:
+        attrs, pos = _exr_header(data, pos)
+        headers.append(attrs)
+        if not multi or data[pos] == 0:
+            pos += 1 if multi else 0
+            break
+    tables = []
+    for attrs in headers:
+        assert attrs["compression"][0] == 0, "only uncompressed EXR files"
+        ymin, ymax = struct.unpack("<4i", attrs["dataWindow"])[1::2]
+        h = ymax - ymin + 1
+        tables.append(struct.unpack_from(f"<{h}Q", data, pos))
+        pos += 8 * h
+    out = {}
+    for attrs, offsets in zip(headers, tables):
+        xmin, ymin, xmax, ymax = struct.unpack("<4i", attrs["dataWindow"])
+        w, h = xmax - xmin + 1, ymax - ymin + 1
+        channels = _exr_channels(attrs["channels"])
+        planes = {name: np.empty((h, w), np.float32) for name, _ in channels}
+        for offset in offsets:
+            q = offset + (4 if multi else 0)                  # multi-part chunks start with the part
+            y = struct.unpack_from("<i", data, q)[0]
+            q += 8
+            for name, pixel_type in channels:
+                dtype = np.dtype({0: "<u4", 1: "<f2", 2: "<f4"}[pixel_type])
+                planes[name][y - ymin] = np.frombuffer(data, dtype, w, q).astype(np.float32)
+                q += w * dtype.itemsize
+        out.update(planes)
+    return out

@@ -30,7 +30,7 @@ def test_camera_from_view_matches_blender_projection(gh, helpers, ortho):
         cam.data.type = 'ORTHO'
         cam.data.ortho_scale = 0.4
     view, window = _view_of_camera(cam, scene, 160, 120)
-    camera = sr.camera_from_view(view, window, 160, 120)
+    camera = helpers.addon("engine.raster.blender_camera").camera_from_view(view, window, 160, 120)
     points = np.random.default_rng(0).uniform(-0.1, 0.1, (20, 3))
     ours = camera.project(points)
     for p, (u, v, z) in zip(points, ours):
