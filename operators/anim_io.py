@@ -16,7 +16,8 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..engine.animation import ImportOptions, MapOptions, ParamSequence, TargetSpec, prepare_import, write_any
+from ..engine.animation import (ImportOptions, MapOptions, ParamSequence, TargetSpec, prepare_import, read_any,
+                                write_any)
 from ..engine.animation.align import AlignOptions
 from ..engine.animation.names import looks_arkit
 from ..engine.errors import GaussianHeadsError
@@ -42,17 +43,42 @@ def avatar_target_spec(obj) -> TargetSpec:
     return TargetSpec(names, space, ranges)
 
 
-def _head_models(obj, source_model_path: str):
-    """(source_model, target_model) for least-squares mapping, or (None, None) with a reason."""
-    if not source_model_path:
-        return None, None, None
+def _load_model(spec: str):
     try:
         from ..engine.head_model import load_head_model
-    except ImportError:
-        return None, None, "head-model loading is not available in this build; mapped by name"
-    path = bpy.path.abspath(source_model_path)
-    source = load_head_model(path)
-    target = load_head_model(getattr(obj.gaussian_heads, "model_spec", "open") or "open")
+    except ImportError as exc:
+        raise GaussianHeadsError(f"head models cannot be loaded in this build ({exc})") from None
+    try:
+        return load_head_model(spec)
+    except GaussianHeadsError:
+        raise
+    except Exception as exc:  # a damaged or unexpected model file
+        raise GaussianHeadsError(f"{spec}: could not load the head model ({exc})") from None
+
+
+def head_models_for(obj, source_space: str, target_space: str, source_model_path: str):
+    """(source_model, target_model, note) for least-squares ARKit ↔ FLAME mapping.
+
+    Only when the two spaces differ. The ARKit side defaults to the built-in open model; a FLAME
+    source needs the user's FLAME file (``source_model_path``). Without both models the mapping
+    goes by name and ``note`` says why. A path the user gave that fails to load is an error.
+    """
+    if {source_space, target_space} != {"arkit", "flame"}:
+        return None, None, None
+    if source_model_path:
+        source = _load_model(bpy.path.abspath(source_model_path))
+    elif source_space == "arkit":
+        try:
+            source = _load_model("open")
+        except GaussianHeadsError as exc:
+            return None, None, f"ARKit → FLAME mapped by name: {exc}"
+    else:
+        return None, None, ("FLAME → ARKit mapped by name: set Source Head Model to the FLAME file "
+                            "the take was tracked with for a least-squares mapping")
+    try:
+        target = _load_model(getattr(obj.gaussian_heads, "model_spec", "open") or "open")
+    except GaussianHeadsError as exc:
+        return None, None, f"mapped by name: the avatar's head model could not be loaded ({exc})"
     return source, target, None
 
 
@@ -116,8 +142,9 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
     use_eyes: BoolProperty(name="Eye Rotation", default=True, description="Import eye rotation curves")
     source_model: StringProperty(
         name="Source Head Model", subtype='FILE_PATH', default="",
-        description="Head model of the file's expression space (e.g. a FLAME file) for least-squares "
-                    "mapping between ARKit and FLAME; empty: map channels by name")
+        description="Head model of the file's expression space (the FLAME file a FLAME take was tracked "
+                    "with) for least-squares mapping between ARKit and FLAME; empty: the built-in open "
+                    "model for ARKit takes, names for FLAME takes")
     set_frame_range: BoolProperty(
         name="Set Frame Range", description="Extend the scene's frame range to the imported animation",
         default=False)
@@ -177,8 +204,9 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
             target = avatar_target_spec(obj)
             if not target.expr_names:
                 raise GaussianHeadsError(f"'{obj.name}' has no expression channels")
-            source_model, target_model, why = _head_models(obj, self.source_model)
-            result = prepare_import(path, target, self.import_options(context.scene),
+            seq = read_any(path)
+            source_model, target_model, why = head_models_for(obj, seq.space, target.space, self.source_model)
+            result = prepare_import(seq, target, self.import_options(context.scene),
                                     source_model=source_model, target_model=target_model)
             missing = set(result.report.missing)
             channels = [i for i, n in enumerate(target.expr_names) if n not in missing]

@@ -10,7 +10,8 @@ Methods, in the order they are tried for the expression channels:
   deforms the face by ``D_s e_s`` and we want target coefficients ``e_t = M e_s`` with
   ``D_t M ≈ D_s`` over corresponding face vertices:
 
-  1. Face vertices: each model's ``masks["face"]`` (all vertices when a model has no masks).
+  1. Face vertices: the union of each model's face regions (``face``, ``lips``, ``eyelids``,
+     ``nose``, ``eyebrows`` masks, whichever exist; all vertices when a model has none).
   2. Align the neutral meshes: start from matching centroids and RMS size (both models share the
      FLAME frame, +Y up, +Z forward), then ICP rounds, each fitting the similarity transform
      (scale s, rotation R, translation t) that minimises the squared distance between nearest
@@ -20,9 +21,14 @@ Methods, in the order they are tried for the expression channels:
   3. Correspondence: every target face vertex takes its nearest aligned source face vertex.
   4. Source displacements are brought into the target frame (``s R d``; translation does not act on
      displacements) and stacked as ``D_s [3n, E_s]``; the target's as ``D_t [3n, E_t]``.
-  5. ``M = argmin ||D_t M − D_s||² + λ||M||²`` (ridge; λ = ``ridge`` × mean squared column norm of
-     ``D_t``, so it is scale free), solved in closed form. The relative residual
-     ``||D_t M − D_s|| / ||D_s||`` is reported.
+  5. ``M = argmin ||D_t M − D_s||² + ridge · Σ_j ||D_t[:, j]||² ||M[j, :]||²`` (ridge weighted by
+     each target channel's own energy, so it is scale free and weak channels are not shrunk
+     more than strong ones), solved in closed form. The relative residual
+     ``||D_t M − D_s|| / ||D_s||`` is reported. Self-check on the open model (52 ARKit channels,
+     4,746 vertices, 2,063 in the face regions): mapping it onto itself with the default ridge
+     1e-5 gives M = I to 1.5e-3 (residual 5e-5) except ``tongueOut``, which moves no face-region
+     vertex and so maps to 0; a ridge of 1e-3 would already shrink weak, correlated channels
+     (eye look, jaw sideways) by up to 9 %.
 
 * **By name** otherwise (ARKit ↔ ARKit and named channels): names match case-insensitively,
   ignoring ``_ - .`` and spaces, so Live Link Face's ``JawOpen`` drives ``jawOpen``.
@@ -79,7 +85,7 @@ class MapOptions:
     use_eyes: bool = True
     use_jaw: bool = True
     use_translation: bool = True
-    ridge: float = 1e-3  # least-squares regularisation, relative (see the module docstring)
+    ridge: float = 1e-5  # least-squares regularisation, relative (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.head_rotation_to not in ("global", "neck"):
@@ -138,11 +144,19 @@ class ExpressionFit:
     n_vertices: int
 
 
+FACE_REGIONS: tuple[str, ...] = ("face", "lips", "eyelids", "nose", "eyebrows")
+
+
 def _face_mask(model) -> np.ndarray:
-    mask = getattr(model, "masks", {}).get("face") if getattr(model, "masks", None) else None
-    if mask is None or not np.any(mask):
-        return np.ones(model.v_template.shape[0], bool)
-    return np.asarray(mask, bool)
+    """``[V]`` bool: the union of the model's face regions (all vertices when it has none)."""
+    masks = getattr(model, "masks", None) or {}
+    mask = np.zeros(model.v_template.shape[0], bool)
+    for region in FACE_REGIONS:
+        if region in masks:
+            mask |= np.asarray(masks[region], bool)
+    if not mask.any():
+        mask[:] = True
+    return mask
 
 
 def nearest_indices(queries: np.ndarray, points: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -215,7 +229,7 @@ def align_neutrals(src_pts: np.ndarray, dst_pts: np.ndarray, iterations: int = 3
     return s, R, t
 
 
-def fit_expression_map(source_model, target_model, ridge: float = 1e-3) -> ExpressionFit:
+def fit_expression_map(source_model, target_model, ridge: float = 1e-5) -> ExpressionFit:
     """Least-squares matrix taking ``source_model`` expression coefficients to ``target_model``'s.
 
     Both are ``HeadModel``-like (``v_template [V, 3]``, ``exprdirs [V, 3, E]``, ``masks``).
@@ -234,8 +248,11 @@ def fit_expression_map(source_model, target_model, ridge: float = 1e-3) -> Expre
     Ds = Ds.reshape(3 * n, -1)
     Dt = Dt.reshape(3 * n, -1)
     gram = Dt.T @ Dt
-    lam = ridge * float(np.trace(gram)) / max(gram.shape[0], 1)
-    M = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), Dt.T @ Ds)
+    # Ridge weighted by each target channel's own energy: scale free, and a channel that moves few
+    # face vertices (eye look, jaw sideways) is not shrunk more than a large one.
+    scale = np.diag(gram).copy()
+    scale[scale <= 0] = max(float(scale.max()), 1e-30)
+    M = np.linalg.solve(gram + ridge * np.diag(scale), Dt.T @ Ds)
     denom = float(np.linalg.norm(Ds))
     residual = float(np.linalg.norm(Dt @ M - Ds) / denom) if denom > 0 else 0.0
     return ExpressionFit(M.astype(np.float32), residual, s, n)

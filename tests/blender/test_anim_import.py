@@ -230,3 +230,20 @@ def test_import_speed_10k_frames_60_channels(gh, tmp_path):
     assert len(_fcurve(obj, "gaussian_heads.expr[0].value").keyframe_points) == 10_000
     # 1 s on an idle 2-core machine; allow headroom for the shared CI/dev machine
     assert elapsed < 4.0, elapsed
+
+
+def test_import_smirk_folder(gh, tmp_path):
+    """A folder (SMIRK per-frame .npy) imports like a file; eyelids drive blink channels by name."""
+    bpy.context.scene.render.fps = 25
+    root = tmp_path / "smirk"
+    for i in range(6):
+        d = root / f"{i:05d}"
+        d.mkdir(parents=True)
+        np.save(d / "exp.npy", np.full((1, 50), 0.1 * i, np.float32))
+        np.save(d / "jawpose.npy", np.array([0.02 * i, 0, 0], np.float32))
+        np.save(d / "eyelid.npy", np.array([0.1 * i, 0.0], np.float32))
+    obj = _avatar(names=[f"flame_{i}" for i in range(50)] + ["eyeBlinkLeft"], space_spec="/models/flame.pkl")
+    assert bpy.ops.gaussian_heads.import_animation(filepath=str(root) + "/") == {'FINISHED'}
+    np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.expr[3].value"))[:, 1], 0.1 * np.arange(6), atol=1e-6)
+    np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.expr[50].value"))[:, 1], 0.1 * np.arange(6), atol=1e-6)
+    np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.jaw", 0))[:, 1], 0.02 * np.arange(6), atol=1e-6)

@@ -462,3 +462,24 @@ def test_cli_info_and_convert(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "engine", "anim", "info", str(tmp_path / "nope.csv")], cwd=REPO,
                          env=env, capture_output=True, text=True)
     assert bad.returncode == 1 and "nope.csv" in bad.stderr
+
+
+def test_csv_dialects_and_garbage(tmp_path):
+    p = tmp_path / "crlf.csv"
+    p.write_bytes(b"\xef\xbb\xbftime,jawOpen\r\n0,0.1\r\n0.04, 0.3 \r\n")
+    s = read_any(p)
+    assert s.fps == 25.0 and s.expr_names == ("jawOpen",)
+    np.testing.assert_allclose(s.expr[:, 0], [0.1, 0.3])
+    p = tmp_path / "semi.csv"
+    p.write_text("frame;smile;frown\n0;0,5;1\n".replace("0,5", "0.5"))
+    s = read_any(p)
+    assert s.expr_names == ("smile", "frown") and s.expr[0].tolist() == [0.5, 1.0]
+    p = tmp_path / "tab.csv"
+    p.write_text("a\tb\n1\t2\n3\t4\n")
+    assert read_any(p).n_frames == 2
+    garbage = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    for name in ("noise.csv", "noise.npz", "noise.json", "noise"):
+        g = tmp_path / name
+        g.write_bytes(b"\xff\xfe" + garbage)
+        with pytest.raises(InputFileError, match=name):
+            read_any(g)

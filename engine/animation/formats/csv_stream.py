@@ -80,7 +80,8 @@ def read_header(path: str) -> list[str]:
     """The first row of a CSV file (names stripped). Raises InputFileError if there is none."""
     with _open_text(path) as f:
         try:
-            header = next(csv.reader(f), None)
+            first = f.readline()
+            header = next(csv.reader([first], delimiter=sniff_delimiter(first)), None)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputFileError(path, f"is not readable CSV text ({exc})") from None
     if not header or all(not h.strip() for h in header):
@@ -95,6 +96,7 @@ def stream_csv(path: str | os.PathLike, choose: Callable[[list[str]], CsvColumns
     ``np.loadtxt`` (C speed), a block with quotes or a problem goes through :mod:`csv` row by row
     so errors name the exact line. Blank lines are skipped. A row with the wrong number of fields
     (a truncated file), an empty or non-numeric cell raises InputFileError naming line and column.
+    The separator is ``,`` unless the header uses ``;`` or tabs (see :func:`sniff_delimiter`).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -107,8 +109,9 @@ def stream_csv(path: str | os.PathLike, choose: Callable[[list[str]], CsvColumns
             first = f.readline()
         except UnicodeDecodeError:
             raise InputFileError(path, "is not UTF-8 text") from None
+        delimiter = sniff_delimiter(first)
         try:
-            header = next(csv.reader([first]), None)
+            header = next(csv.reader([first], delimiter=delimiter), None)
         except csv.Error as exc:
             raise InputFileError(path, f"has an unreadable header row ({exc})") from None
         if not header or all(not h.strip() for h in header):
@@ -137,7 +140,7 @@ def stream_csv(path: str | os.PathLike, choose: Callable[[list[str]], CsvColumns
                     numbers.append(line_no)
             if not lines:
                 continue
-            arr, tcells = _parse_block(path, header, cols, numeric, n_cols, lines, numbers)
+            arr, tcells = _parse_block(path, header, cols, numeric, n_cols, lines, numbers, delimiter)
             if first_block:
                 # Reserve the whole file's rows at once, estimated from this block's characters.
                 per_row = max(1.0, sum(len(t) for t in raw) / len(lines))
@@ -154,27 +157,34 @@ def stream_csv(path: str | os.PathLike, choose: Callable[[list[str]], CsvColumns
     return CsvTable(header, values.array(), times.array() if times is not None else None)
 
 
-def _parse_block(path, header, cols, numeric, n_cols, lines, numbers):
+def sniff_delimiter(header_line: str) -> str:
+    """``,`` unless the header line has more ``;`` or tab characters (spreadsheet exports)."""
+    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
+
+
+def _parse_block(path, header, cols, numeric, n_cols, lines, numbers, delimiter=","):
     """One block of lines -> (values [k, len(numeric)] float32, time cells list[str] or None)."""
-    fast = all(t.count(",") == n_cols - 1 for t in lines) and not any('"' in t for t in lines)
+    fast = all(t.count(delimiter) == n_cols - 1 for t in lines) and not any('"' in t for t in lines)
     if fast:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 arr = (
-                    np.loadtxt(lines, delimiter=",", usecols=numeric, dtype=np.float32, ndmin=2, comments=None)
+                    np.loadtxt(lines, delimiter=delimiter, usecols=numeric, dtype=np.float32, ndmin=2, comments=None)
                     if numeric else np.zeros((len(lines), 0), np.float32)
                 )
             tcells = None
             if cols.time is not None:
                 tc = cols.time
-                tcells = [t.split(",", tc + 1)[tc] for t in lines]
+                tcells = [t.split(delimiter, tc + 1)[tc] for t in lines]
             return arr, tcells
         except ValueError:
             pass  # fall through to the row-by-row path for a precise message
     rows = []
     try:
-        for row, line in zip(csv.reader(lines), numbers):
+        for row, line in zip(csv.reader(lines, delimiter=delimiter), numbers):
             if len(row) != n_cols:
                 raise InputFileError(
                     path, f"line {line} has {len(row)} fields, expected {n_cols} (truncated or malformed file?)"
