@@ -12,7 +12,8 @@ Steps:
    true on the target (CPython 3.11, that OS and CPU, no extras) is either bundled at a version
    that satisfies it, or provided by Blender itself (numpy). The build fails otherwise, so a new
    dependency in a future pin cannot slip through unnoticed.
-3. Stage a copy of the source tree (``out/extension/stage/gaussian_heads``) with the selected
+3. Stage a copy of the source tree (a fresh temporary ``out/extension/stage_*/gaussian_heads``,
+   removed after the build, so concurrent builds do not collide) with the selected
    wheels under ``wheels/`` and a manifest that gains ``platforms = [...]`` and
    ``wheels = [...]``. The committed ``blender_manifest.toml`` deliberately has neither: a fresh
    clone has no wheels, and a manifest that lists absent wheels fails Blender's validation, so
@@ -43,6 +44,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -293,14 +295,16 @@ def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", ou
         check_closure(chosen, PLATFORMS[name])
         all_wheels.update(chosen)
     ext_id, version = manifest_id_version()
-    stage_dir = stage(stage_root / "stage" / ext_id, sorted(all_wheels), platforms)
     out_dir.mkdir(parents=True, exist_ok=True)
     _, valid_tags = blender_ext()
     zips = [out_dir / f"{ext_id}-{version}-{name.replace('-', '_')}.zip" for name in platforms]
     for path in zips:
         path.unlink(missing_ok=True)
-    run_blender_ext("build", "--source-dir", str(stage_dir), "--output-dir", str(out_dir),
-                    "--split-platforms", "--valid-tags", str(valid_tags))
+    stage_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="stage_", dir=stage_root) as tmp:
+        stage_dir = stage(pathlib.Path(tmp) / ext_id, sorted(all_wheels), platforms)
+        run_blender_ext("build", "--source-dir", str(stage_dir), "--output-dir", str(out_dir),
+                        "--split-platforms", "--valid-tags", str(valid_tags))
     for path in zips:
         if not path.is_file():
             raise BuildError(f"blender_ext.py build did not write {path}")

@@ -87,11 +87,15 @@ result["ret"] = sorted(ret)
 mod = sys.modules.get({ADDON!r})
 result["module_file"] = getattr(mod, "__file__", None)
 result["types"] = sorted(n for n in dir(bpy.types) if n.startswith("GAUSSIAN_HEADS"))
-result["engines"] = [i.identifier for i in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items]
+result["engines"] = sorted(c.bl_idname for c in bpy.types.RenderEngine.__subclasses__()
+                          if c.is_registered and c.__module__.startswith({ADDON!r}))
+scene = bpy.data.scenes[0] if bpy.data.scenes else bpy.data.scenes.new("probe")
+scene.render.engine = 'GAUSSIAN_HEADS'  # raises TypeError unless the engine is registered
+result["scene_engine"] = scene.render.engine
 """, res)
     assert installed["ret"] == ["FINISHED"]
     assert pathlib.Path(installed["module_file"]).is_relative_to(res / "extensions" / "user_default" / "gaussian_heads")
-    assert "GAUSSIAN_HEADS" in installed["engines"]
+    assert installed["engines"] == ["GAUSSIAN_HEADS"] and installed["scene_engine"] == "GAUSSIAN_HEADS"
     assert {"GAUSSIAN_HEADS_OT_install_gpu_deps", "GAUSSIAN_HEADS_OT_check_gpu"} <= set(installed["types"])
 
     site = res / "extensions" / ".local" / "lib" / "python3.11" / "site-packages"
@@ -111,7 +115,11 @@ def _raise(exc):
     raise exc
 addon_utils.enable({ADDON!r}, default_set=True, handle_error=_raise)
 result["types"] = sorted(n for n in dir(bpy.types) if n.startswith("GAUSSIAN_HEADS"))
-result["engines"] = [i.identifier for i in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items]
+result["engines"] = sorted(c.bl_idname for c in bpy.types.RenderEngine.__subclasses__()
+                          if c.is_registered and c.__module__.startswith({ADDON!r}))
+scene = bpy.data.scenes[0] if bpy.data.scenes else bpy.data.scenes.new("probe")
+scene.render.engine = 'GAUSSIAN_HEADS'  # raises TypeError unless the engine is registered
+result["scene_engine"] = scene.render.engine
 result["numba_cache_dir"] = os.environ.get("NUMBA_CACHE_DIR")
 
 files = {{}}
@@ -141,7 +149,7 @@ result["scipy_rot"] = sst.Rotation.from_rotvec([0.0, 0.0, 1.5707963267948966]).a
 """, res, drop_env=("NUMBA_CACHE_DIR",))
 
     assert restarted["removed"], "the .venv site-packages was not on sys.path?"
-    assert "GAUSSIAN_HEADS" in restarted["engines"]
+    assert restarted["engines"] == ["GAUSSIAN_HEADS"] and restarted["scene_engine"] == "GAUSSIAN_HEADS"
     assert {"GAUSSIAN_HEADS_OT_install_gpu_deps", "GAUSSIAN_HEADS_OT_check_gpu"} <= set(restarted["types"])
     for name, path in restarted["files"].items():
         assert pathlib.Path(path).is_relative_to(site), (name, path)

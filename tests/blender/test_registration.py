@@ -40,6 +40,16 @@ def ours(obj):
     module = getattr(obj, "__module__", "") or ""
     return module == ADDON or module.startswith(ADDON + ".")
 
+def engine_selectable():
+    scene = bpy.data.scenes[0] if bpy.data.scenes else bpy.data.scenes.new("probe")
+    previous = scene.render.engine
+    try:
+        scene.render.engine = 'GAUSSIAN_HEADS'
+    except TypeError:
+        return False
+    scene.render.engine = previous
+    return True
+
 def snapshot():
     handlers = {{}}
     for name in dir(bpy.app.handlers):
@@ -50,13 +60,13 @@ def snapshot():
                 handlers[name] = mine
     return {{
         "types": sorted(n for n in dir(bpy.types) if n.upper().startswith("GAUSSIAN_HEADS")),
-        # Render engines Blender offers (the enum of RenderSettings.engine) ...
-        "engines": sorted(item.identifier for item in
-                          bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items),
-        # ... and our RenderEngine classes that are registered right now (a Python class object
-        # outlives its unregistration, so __subclasses__ alone would not tell).
+        # Registered render engines (a Python class object outlives its unregistration, so
+        # __subclasses__ alone would not tell; is_registered does).
+        "engines": sorted(getattr(c, "bl_idname", c.__name__) for c in bpy.types.RenderEngine.__subclasses__()
+                          if c.is_registered),
         "our_engines": sorted(c.bl_idname for c in bpy.types.RenderEngine.__subclasses__()
                               if ours(c) and c.is_registered),
+        "engine_selectable": engine_selectable(),
         "handlers": handlers,
         "object_prop": "gaussian_heads" in bpy.types.Object.bl_rna.properties,
         "scene_prop": "gaussian_heads" in bpy.types.Scene.bl_rna.properties,
@@ -105,6 +115,7 @@ result["after_second_disable"] = snapshot()
     assert first["addon_prefs"]
     assert first["our_engines"] == ["GAUSSIAN_HEADS"]
     assert "GAUSSIAN_HEADS" in first["engines"] and "GAUSSIAN_HEADS" not in baseline["engines"]
+    assert first["engine_selectable"] and not baseline["engine_selectable"]
     assert first["object_prop"] and first["scene_prop"]
     # NUMBA_CACHE_DIR points into the extension's user folder inside our isolated resources.
     expected_cache = res / "extensions" / ".user" / "dev" / "gaussian_heads" / "numba_cache"
@@ -120,6 +131,7 @@ result["after_second_disable"] = snapshot()
         assert after["types"] == [], after["types"]
         assert after["our_engines"] == []
         assert after["engines"] == baseline["engines"]
+        assert not after["engine_selectable"]
         assert after["handlers"] == {}
         assert not after["object_prop"] and not after["scene_prop"]
         assert after["numba_cache_dir"] is None
