@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -59,6 +60,17 @@ def is_live_link_header(header: list[str]) -> bool:
 
 def parse_timecodes(texts: list[str], lines: list[int], path: str = "") -> np.ndarray:
     """``HH:MM:SS:FF.fff`` strings -> ``[k, 2]`` float64 (whole seconds, frame field with sub-frame)."""
+    # Fast path: the four ':'-separated fields of every cell parsed by numpy in one call.
+    joined = ":".join(texts)
+    if ";" not in joined and joined.count(":") == 4 * len(texts) - 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = np.fromstring(joined, dtype=np.float64, sep=":")
+        if f.size == 4 * len(texts) and np.isfinite(f).all():
+            f = f.reshape(-1, 4)
+            whole = f[:, :3]
+            if np.all(whole == np.floor(whole)) and np.all(whole >= 0) and np.all(f[:, 3] >= 0):
+                return np.stack([f[:, 0] * 3600 + f[:, 1] * 60 + f[:, 2], f[:, 3]], axis=1)
     out = np.empty((len(texts), 2), np.float64)
     for i, text in enumerate(texts):
         m = _TIMECODE.match(text)
