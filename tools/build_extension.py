@@ -12,7 +12,8 @@ Steps:
    true on the target (CPython 3.11, that OS and CPU, no extras) is either bundled at a version
    that satisfies it, or provided by Blender itself (numpy). The build fails otherwise, so a new
    dependency in a future pin cannot slip through unnoticed.
-3. Stage a copy of the source tree (a fresh temporary ``out/extension/stage_*/gaussian_heads``,
+3. Stage a copy of the source tree (git's tracked and untracked-but-not-ignored files; a plain
+   copy outside a git checkout) in a fresh temporary ``out/extension/stage_*/gaussian_heads``,
    removed after the build, so concurrent builds do not collide) with the selected
    wheels under ``wheels/`` and a manifest that gains ``platforms = [...]`` and
    ``wheels = [...]``. The committed ``blender_manifest.toml`` deliberately has neither: a fresh
@@ -227,11 +228,34 @@ def _ignore_for_stage(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
+def source_files() -> list[str] | None:
+    """Repository-relative files to package: tracked plus untracked-but-not-ignored (git), or
+    None outside a git checkout. Using git's view keeps ignored clutter (caches, outputs, local
+    experiments listed in .gitignore) out of the zip; paths_exclude_pattern then applies."""
+    if not (REPO / ".git").exists() or shutil.which("git") is None:
+        return None
+    proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        return None
+    names = sorted({n for n in proc.stdout.decode("utf-8").split("\0") if n})
+    return [n for n in names if (REPO / n).is_file()]  # tracked files deleted in the tree drop out
+
+
 def stage(stage_dir: pathlib.Path, wheels: list[pathlib.Path], platforms: list[str]) -> pathlib.Path:
     """Copy the source tree and the wheels into ``stage_dir``; write the generated manifest."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
-    shutil.copytree(REPO, stage_dir, ignore=_ignore_for_stage, symlinks=False)
+    files = source_files()
+    if files is None:
+        shutil.copytree(REPO, stage_dir, ignore=_ignore_for_stage, symlinks=False)
+    else:
+        for name in files:
+            if name.split("/")[0] == "wheels":
+                continue
+            dest = stage_dir / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest)
     (stage_dir / "wheels").mkdir()
     for path in wheels:
         shutil.copy2(path, stage_dir / "wheels" / path.name)
