@@ -37,7 +37,9 @@ Joint channels: ``jaw``, ``neck``, ``global_rot``, ``eyes`` and ``translation`` 
 models share the FLAME joint layout and frame). Head rotation can be routed to the neck joint
 instead of the global joint (``MapOptions.head_rotation_to``). For a FLAME target without a
 ``jawOpen`` channel, a source ``jawOpen`` with no jaw rotation of its own becomes a jaw rotation
-about +X (``JAW_OPEN_RADIANS`` per unit). Whatever could not be used is listed in the report.
+about +X (``JAW_OPEN_RADIANS`` per unit), by name and in least squares alike (FLAME opens the
+mouth with its jaw joint, so the fit does not try to imitate it with expression components).
+Whatever could not be used is listed in the report.
 """
 
 from __future__ import annotations
@@ -306,14 +308,28 @@ def map_sequence(
     driven = np.zeros(E, bool)
     tlookup = _index_by_name(target.expr_names)
     cross = {seq.space, target.space} == {"arkit", "flame"}
+    # A FLAME target opens its mouth with the jaw joint, not an expression channel: a source jawOpen
+    # (with no jaw rotation of its own) becomes a jaw rotation instead of being fitted/matched.
+    jaw_open_src = None
+    if target.space == "flame" and "jawopen" not in tlookup and options.use_jaw and not np.any(seq.jaw != 0):
+        j = _index_by_name(seq.expr_names).get("jawopen")
+        if j is not None and np.any(seq.expr[:, j] != 0):
+            jaw_open_src = j
     if cross and source_model is not None and target_model is not None:
         report.method = "least_squares"
         if fit is None:
             fit = fit_expression_map(source_model, target_model, options.ridge)
-        src, used, unused = _source_in_model_order(seq, source_model.expr_names, seq.space)
+        lsq_seq = seq
+        if jaw_open_src is not None:
+            e = seq.expr.copy()
+            e[:, jaw_open_src] = 0.0
+            lsq_seq = seq.replace(expr=e)
+        src, used, unused = _source_in_model_order(lsq_seq, source_model.expr_names, seq.space)
         expr[:] = src @ fit.matrix.T
         driven[:] = True
         report.residual = fit.residual
+        if jaw_open_src is not None:
+            used = [n for n in used if n != seq.expr_names[jaw_open_src]]
         report.converted += [f"{n} (least squares)" for n in used]
         report.ignored += unused
         report.notes.append(
@@ -353,15 +369,12 @@ def map_sequence(
     jaw, neck, global_rot = seq.jaw.copy(), seq.neck.copy(), seq.global_rot.copy()
     eyes, translation = seq.eyes.copy(), seq.translation.copy()
 
-    # jawOpen -> jaw rotation for targets without a jawOpen channel (FLAME).
-    if target.space == "flame" and "jawopen" not in tlookup and options.use_jaw and not report.method == "least_squares":
-        src = _index_by_name(seq.expr_names).get("jawopen")
-        if src is not None and not nonzero(seq.jaw) and nonzero(seq.expr[:, src]):
-            jaw[:, 0] = seq.expr[:, src] * JAW_OPEN_RADIANS
-            name = seq.expr_names[src]
-            if name in report.ignored:
-                report.ignored.remove(name)
-            report.converted.append(f"{name} -> jaw rotation (1.0 = {JAW_OPEN_RADIANS} rad about +X)")
+    if jaw_open_src is not None:
+        jaw[:, 0] = seq.expr[:, jaw_open_src] * JAW_OPEN_RADIANS
+        name = seq.expr_names[jaw_open_src]
+        if name in report.ignored:
+            report.ignored.remove(name)
+        report.converted.append(f"{name} -> jaw rotation (1.0 = {JAW_OPEN_RADIANS} rad about +X)")
     if options.use_jaw:
         if nonzero(seq.jaw):
             report.mapped.append("jaw")

@@ -182,3 +182,23 @@ def test_least_squares_open_model_onto_itself():
     out, rep = map_sequence(clip, moved, source_model=m, fit=fit)
     assert rep.method == "least_squares"
     np.testing.assert_allclose(out.expr[:, keep], clip.expr[:, keep], atol=2e-2)
+
+
+def test_least_squares_converts_jaw_open_to_jaw_rotation():
+    rng = np.random.default_rng(5)
+    pts = _surface(16)
+    Dt = _fields(pts, 4)
+    Ds = _fields(pts, 4) @ rng.normal(size=(4, 3))
+    src_names = ("jawOpen", "mouthSmileLeft", "browInnerUp")
+    source = _model("src", pts, Ds, "arkit", src_names)
+    target = _model("tgt", pts, Dt, "flame", [f"f{i}" for i in range(4)])
+    seq = ParamSequence.zeros(3, src_names, space="arkit").replace(
+        expr=np.array([[0.0, 0.2, 0.1], [0.5, 0.2, 0.1], [1.0, 0.2, 0.1]], np.float32))
+    out, rep = map_sequence(seq, target, source_model=source)
+    np.testing.assert_allclose(out.jaw[:, 0], [0.0, 0.175, 0.35], atol=1e-6)
+    fit = fit_expression_map(source, target)
+    e = seq.expr.copy()
+    e[:, 0] = 0
+    np.testing.assert_allclose(out.expr, e @ fit.matrix.T, atol=1e-5)
+    assert any(c.startswith("jawOpen -> jaw rotation") for c in rep.converted)
+    assert not any(c.startswith("jawOpen (least") for c in rep.converted)
