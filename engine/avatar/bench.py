@@ -1,5 +1,9 @@
 """``python -m engine bench pose``: time posing one frame of an identity (ms, median).
 
+Wall time and the process CPU time are both reported: on a shared machine the wall time grows
+with the other jobs while the CPU time estimates an idle machine (the pose is single-threaded
+apart from BLAS calls inside the head model).
+
 One JSON object per line. ``pose_cases`` lists the measured cases as (label, make) pairs where
 ``make(model, n_gaussians) -> object with .pose(params)``; other parts (the baked identity)
 append their own case with ``register_pose_case``.
@@ -53,14 +57,15 @@ def demo_frames(model: HeadModel, n: int = 16, seed: int = 0) -> list[HeadParams
 def time_pose(identity, frames: list[HeadParams], repeat: int) -> dict:
     """Median / p90 ms of ``identity.pose`` over ``repeat`` calls cycling through ``frames``."""
     identity.pose(frames[0])  # warm-up (JIT, caches)
-    times = []
+    times, cpu = [], []
     for i in range(repeat):
         p = frames[i % len(frames)]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         identity.pose(p)
         times.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
     return {"ms_median": round(float(np.median(times)), 3), "ms_p90": round(float(np.percentile(times, 90)), 3),
-            "repeat": repeat}
+            "cpu_ms_median": round(float(np.median(cpu)), 3), "repeat": repeat}
 
 
 def time_parts(identity, frames: list[HeadParams], repeat: int) -> dict:

@@ -109,10 +109,12 @@ class _ModelCache:
     binding: Binding
     corners: np.ndarray         # [N, 3] vertex ids of each Gaussian's face
     bary: np.ndarray            # [N, 3] float64
+    interp: object              # [N, V] scipy sparse float32: barycentric interpolation of vertex values
     smooth: object              # [V, V] scipy sparse row-normalised adjacency (with self loops)
     gmask: dict                 # region -> [N] softened mask interpolated at each Gaussian
     expected: np.ndarray        # [F] expected Gaussians per face
     gpos: np.ndarray            # [N, 3] Gaussian positions on the template mesh
+    gpos32: np.ndarray          # the same, float32
     landmarks: dict             # brow_y, top_y, z_front, z_back (template, metres)
     eye_side: np.ndarray        # [N] int: 0 = not on an eyeball, 1 = left, 2 = right
     brow_idx: np.ndarray        # [M] Gaussians near where the eyebrows go
@@ -203,7 +205,7 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
     def at_gaussians(values):
         return (values[corners] * bary).sum(1)
 
-    gmask = {k: at_gaussians(v) for k, v in vmask.items()}
+    gmask = {k: at_gaussians(v).astype(np.float32) for k, v in vmask.items()}
     gpos = np.einsum("nk,nkc->nc", bary, template[corners])
     # landmarks of the template (the head model's frame: +Y up, +Z forward)
     joints = np.asarray(model.j_regressor, np.float64) @ template
@@ -230,18 +232,22 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
         centre = eye + np.array([0.004 * np.sign(eye[0]), -0.032, 0.02])
         cheeks = np.maximum(cheeks, np.exp(-((gpos - centre) ** 2).sum(1) / (2 * 0.014 ** 2)))
     cheeks *= np.clip(gmask["face"], 0, 1) * (1 - np.clip(gmask["lips"] + gmask["eyes"] + gmask["eyelids"], 0, 1))
+    cheeks = cheeks.astype(np.float32)
     # the neck's cut edge fades out (mesh boundary below the neck joint, not the eyes or mouth)
     joints_y = (np.asarray(model.j_regressor, np.float64) @ template)[1, 1]
     cut = (_boundary_vertices(faces, model.n_vertices) & (template[:, 1] < joints_y)
            & (raw["mouth_interior"] + raw["teeth"] + raw["eyes"] == 0)).astype(np.float64)
     edge = np.clip(_smoothed(smooth, cut, 5) * 2.5, 0, 1)
-    edge_fade = 1.0 - at_gaussians(edge)
+    edge_fade = (1.0 - at_gaussians(edge)).astype(np.float32)
     import scipy.sparse as sp
 
     shapedirs = np.asarray(model.shapedirs, np.float64).reshape(model.n_vertices * 3, model.n_shape)
     incidence = sp.csr_matrix((np.ones(faces.size), (faces.reshape(-1), np.repeat(np.arange(len(faces)), 3))),
                               shape=(model.n_vertices, len(faces)))
-    cached = _ModelCache(binding, corners, bary, smooth, gmask, expected, gpos, landmarks, eye_side, brow_idx,
+    interp = sp.csr_matrix((bary.reshape(-1).astype(np.float32), (np.repeat(np.arange(len(binding)), 3),
+                                                                  corners.reshape(-1))),
+                           shape=(len(binding), model.n_vertices))
+    cached = _ModelCache(binding, corners, bary, interp, smooth, gmask, expected, gpos, gpos.astype(np.float32), landmarks, eye_side, brow_idx,
                          joints[3:5].copy(), cheeks, edge_fade, shapedirs, incidence)
     _CACHE.clear()  # one model at a time is the common case; keep memory bounded
     _CACHE[key] = (model, cached)
@@ -262,7 +268,7 @@ def _pick(rng: np.random.Generator, names, p_light, p_dark, darkness: float) -> 
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    t = np.clip((x - x.dtype.type(e0)) * x.dtype.type(1.0 / (e1 - e0)), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -274,14 +280,14 @@ def _hair_field(cache: _ModelCache, hairline: float, sideburn: float, nape: floa
     the top of the head, so it fits any head model in the FLAME frame.
     """
     lm = cache.landmarks
-    x, y, z = cache.gpos.T
-    h = lm["top_y"] - lm["brow_y"]
-    t = np.clip((z - lm["z_back"]) / (lm["z_front"] - lm["z_back"]), 0.0, 1.0)   # 0 back .. 1 front
+    x, y, z = cache.gpos32.T
+    h = np.float32(lm["top_y"] - lm["brow_y"])
+    t = np.clip((z - np.float32(lm["z_back"])) * np.float32(1.0 / (lm["z_front"] - lm["z_back"])), 0.0, 1.0)
     knots_t = (0.0, 0.35, 0.50, 0.62, 0.76, 1.0)
     knots_k = (-1.55 + nape, -1.55 + nape, -0.95 + sideburn, -0.2 + sideburn, 0.55 + hairline, 0.60 + hairline)
-    k = np.interp(t, knots_t, knots_k)
-    k = k + recession * np.clip(np.abs(x) / 0.045, 0, 1) ** 2 * _smoothstep(0.65, 0.8, t)
-    above = y - (lm["brow_y"] + k * h)
+    k = np.interp(t, knots_t, knots_k).astype(np.float32)              # 0 back .. 1 front
+    k += np.float32(recession) * np.clip(np.abs(x) * np.float32(1 / 0.045), 0, 1) ** 2 * _smoothstep(0.65, 0.8, t)
+    above = y - (np.float32(lm["brow_y"]) + k * h)
     m = cache.gmask
     features = np.clip(m["ears"] * 1.5 + m["eyes"] + m["eyelids"] + m["lips"] + m["nose"]
                        + m["mouth_interior"], 0, 1)
@@ -380,18 +386,21 @@ class BuiltinSource:
         recession = max(0.0, rng.normal(0.05, 0.12))
         pupil_angle = np.radians(cfg.pupil_angle[0] + (cfg.pupil_angle[1] - cfg.pupil_angle[0]) * rng.random())
 
-        # -- colours --
-        colour = np.tile(skin, (n, 1))
-        colour *= 1.0 + blush * (masks["ears"] + 0.8 * masks["nose"])[:, None] * np.array([0.6, -0.5, -0.6])
-        colour *= 1.0 - masks["eyelids"][:, None] * np.array([0.05, 0.10, 0.09])
-        colour *= 1.0 + (blush * 1.2) * cache.cheeks[:, None] * np.array([0.5, -0.45, -0.5])
+        # -- colours (float32 [N, 3]; tints are small, so they are summed rather than multiplied) --
+        f32 = np.float32
+        tint = (np.outer(masks["ears"] + 0.8 * masks["nose"], (blush * np.array([0.6, -0.5, -0.6])).astype(f32))
+                - np.outer(masks["eyelids"], np.array([0.05, 0.10, 0.09], f32))
+                + np.outer(cache.cheeks, (blush * 1.2 * np.array([0.5, -0.45, -0.5])).astype(f32)))
+        tint += f32(1.0)
+        colour = tint * skin.astype(f32)
         lips = np.clip(masks["lips"], 0, 1)[:, None]
-        colour = colour * (1 - lips) + (skin * lip_tint) * lips
+        colour += lips * ((skin * lip_tint).astype(f32) - colour)
         brow_cover = _brow_field(cache, brow_height, brow_arch, brow_thickness, brow_length) * brow_strength
         brow_col = 0.75 * hair + 0.1 * skin
         colour[cache.brow_idx] = colour[cache.brow_idx] * (1 - brow_cover[:, None]) + brow_col * brow_cover[:, None]
         hair_cover, above = _hair_field(cache, hairline, sideburn, nape, recession)
-        colour = colour * (1 - hair_cover[:, None]) + hair * hair_cover[:, None]
+        hair_cover = hair_cover.astype(f32)
+        colour += hair_cover[:, None] * (hair.astype(f32) - colour)
         # eyes: sclera, iris with a darker limbal ring, pupil (angles from the eyeball centre)
         eyes = cache.eye_side > 0
         if eyes.any():
@@ -420,36 +429,40 @@ class BuiltinSource:
         smooth_v = _smoothed(cache.smooth, verts, 12)
         cavity = np.clip(((smooth_v - verts) * vn).sum(1) / 0.005, 0.0, 1.0)
         shade_v = (1.0 - cfg.light_strength + cfg.light_strength * lambert) * (1.0 - cfg.cavity_strength * cavity)
-        shade_g = np.einsum("nk,nkc->nc", bary, np.stack([shade_v, 0.8 + 0.2 * lambert], 1)[corners])
-        shade = np.where(eyes, shade_g[:, 1], shade_g[:, 0])
-        colour *= shade[:, None]
         # a soft sheen where the key light meets the skin head-on (forehead, nose, cheekbones)
         sheen_v = (cfg.sheen + 0.04 * darkness) * lambert ** 12
+        per_vertex = np.stack([shade_v, 0.8 + 0.2 * lambert, sheen_v], 1).astype(f32)
+        light_g = cache.interp @ per_vertex
+        shade = np.where(eyes, light_g[:, 1], light_g[:, 0])
         skin_w = np.clip(1.0 - hair_cover - masks["mouth_interior"], 0.0, 1.0) * ~eyes
-        colour += (np.einsum("nk,nk->n", bary, sheen_v[corners]) * skin_w)[:, None]
-        colour *= 1.0 + cfg.colour_noise * rng.standard_normal((n, 1))
-        colour *= 1.0 + 0.3 * cfg.colour_noise * rng.standard_normal((n, 3))
+        noise = f32(cfg.colour_noise) * rng.standard_normal((n, 1), dtype=f32) + f32(1.0)
+        colour *= (shade * noise[:, 0])[:, None]
+        colour += (light_g[:, 2] * skin_w)[:, None]
+        colour *= f32(0.3 * cfg.colour_noise) * rng.standard_normal((n, 3), dtype=f32) + f32(1.0)
         hair_g = hair_cover > 0.3
         n_hair = int(hair_g.sum())
-        colour[hair_g] *= 1.0 + 0.10 * rng.standard_normal((n_hair, 1))
-        colour = np.clip(colour, 0.0, 1.0)
+        colour[hair_g] *= f32(0.10) * rng.standard_normal((n_hair, 1), dtype=f32) + f32(1.0)
+        np.clip(colour, 0.0, 1.0, out=colour)
 
         # -- geometry in the face frames of the shaped rest mesh --
         rot_f, s_f = face_frames(verts, faces)                        # [F,3,3], [F]
         s = s_f[binding.face_idx]
         area = _face_areas_3d(verts, faces)
         density = cache.expected[binding.face_idx] / np.maximum(area[binding.face_idx], 1e-16)  # per m²
-        sigma_t = cfg.coverage / np.sqrt(density)                   # metres
+        sigma_t = (cfg.coverage / np.sqrt(density)).astype(f32)     # metres
         sigma_t = np.minimum(sigma_t, 3.0 * np.partition(sigma_t, n // 2)[n // 2])
-        sigma = np.stack([sigma_t, sigma_t, cfg.flatness * sigma_t], 1)
-        angle = rng.random(n) * np.pi                                # in-plane orientation
-        offsets = np.zeros((n, 3))
+        sigma = np.empty((n, 3), f32)
+        sigma[:, 0] = sigma_t
+        sigma[:, 1] = sigma_t
+        sigma[:, 2] = sigma_t * f32(cfg.flatness)
+        angle = rng.random(n, dtype=f32) * f32(np.pi)                # in-plane orientation
+        offsets = np.zeros((n, 3), f32)
         # hair: raised, elongated along the combing direction (away from the crown, downward)
         if n_hair:
             lm = cache.landmarks
             crown = np.array([0.0, lm["top_y"], lm["z_back"] + 0.35 * (lm["z_front"] - lm["z_back"])])
             flow = cache.gpos[hair_g] - crown + np.array([0.0, -0.03, 0.0])
-            local = np.einsum("nji,nj->ni", rot_f[binding.face_idx[hair_g]], flow)   # R^T flow
+            local = (rot_f[binding.face_idx[hair_g]] * flow[:, :, None]).sum(1)   # R^T flow
             angle[hair_g] = np.arctan2(local[:, 1], local[:, 0]) + rng.normal(0, 0.25, n_hair)
             sigma[hair_g, 0] *= cfg.hair_elongation
             sigma[hair_g, 1] *= 0.75
@@ -460,13 +473,15 @@ class BuiltinSource:
         if len(brow_g):
             side = np.sign(cache.gpos[brow_g, 0])
             flow = np.stack([side, 0.25 * np.ones(len(brow_g)), np.zeros(len(brow_g))], 1)
-            local = np.einsum("nji,nj->ni", rot_f[binding.face_idx[brow_g]], flow)
+            local = (rot_f[binding.face_idx[brow_g]] * flow[:, :, None]).sum(1)
             angle[brow_g] = np.arctan2(local[:, 1], local[:, 0]) + rng.normal(0, 0.2, len(brow_g))
             sigma[brow_g, 0] *= 1.8
             sigma[brow_g, 1] *= 0.7
-        log_scales = np.log(sigma / s[:, None])
-        quats = np.stack([np.cos(angle / 2), np.zeros(n), np.zeros(n), np.sin(angle / 2)], 1)
-        opacity = np.full(n, cfg.opacity)
+        log_scales = np.log(sigma) - np.log(s).astype(f32)[:, None]
+        quats = np.zeros((n, 4), f32)
+        quats[:, 0] = np.cos(angle * f32(0.5))
+        quats[:, 3] = np.sin(angle * f32(0.5))
+        opacity = np.full(n, cfg.opacity, f32)
         opacity[hair_g] = cfg.opacity - 0.07
         opacity = np.clip(opacity * cache.edge_fade, 1e-4, 1 - 1e-6)
         logits = np.log(opacity / (1 - opacity))

@@ -206,7 +206,8 @@ def read_ply_full(path: str | os.PathLike) -> PlyContents:
     if off.any():
         quats[off] = (quats[off] / norm[off, None]).astype(np.float32)
     known = set(_REQUIRED) | {"nx", "ny", "nz"} | {f"f_rest_{i}" for i in range(n_rest)}
-    extras = {nm: np.array(table[nm]) for nm in names if nm not in known}
+    extras = {nm: np.asarray(table[nm]).astype(table.dtype[nm].newbyteorder("="))
+              for nm in names if nm not in known}
     return PlyContents(GaussianSet(means, log_scales, quats, opacity, sh), extras, comments)
 
 

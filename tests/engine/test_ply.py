@@ -95,6 +95,7 @@ def test_tolerates_extras_big_endian_ascii_and_later_elements(tmp_path):
     ref = _write_plyfile(tmp_path / "be.ply", fields, byte_order=">")
     g = read_ply_full(tmp_path / "be.ply")
     assert g.gaussians.sh_degree == 1 and np.array_equal(g.extras["binding_0"], ref["binding_0"])
+    assert g.extras["binding_0"].dtype.isnative
     assert np.array_equal(g.gaussians.sh[:, 1, 0], ref["f_rest_0"]) and np.array_equal(g.gaussians.sh[:, 1, 1], ref["f_rest_3"])
     _write_plyfile(tmp_path / "ascii.ply", BASE, fmt_text=True)
     a = read_ply(tmp_path / "ascii.ply")
