@@ -55,7 +55,7 @@ from .sequence import SPACES, ParamSequence
 JAW_OPEN_RADIANS = 0.35  # jaw rotation (about +X) for jawOpen = 1 when converting to FLAME joints
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class TargetSpec:
     """What a target avatar animates: its expression channel names (in order), their space, and
     optionally a soft per-channel range ``expr_range [E, 2]``."""
@@ -136,7 +136,7 @@ class MappingReport:
 
 
 # ---------------------------------------------------------------------------- least squares
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class ExpressionFit:
     """``matrix [E_t, E_s]``: target coefficients = matrix @ source coefficients."""
 

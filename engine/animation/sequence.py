@@ -42,7 +42,7 @@ _TRAILING: dict[str, tuple[int, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class ParamSequence:
     fps: float
     expr_names: tuple[str, ...]

@@ -180,3 +180,31 @@ def test_demo_clip_flame():
     d = demo_clip(_FlameModel(), fps=30, frames=60)
     assert d.n_expr == 100 and not d.expr.any()
     assert d.jaw[:, 0].max() > 0.2 and d.global_rot[:, 1].max() > 0.25
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.floats(-0.95, 0.95), st.floats(-0.85, 0.85), st.floats(-0.95, 0.95))
+    def test_live_link_angles_round_trip(yaw, pitch, roll):
+        """Live Link yaw/pitch/roll (units of 90°) -> axis-angle -> back, away from gimbal lock."""
+        from engine.animation.formats.livelink import ROTATION_UNIT
+
+        aa = yaw_pitch_roll_to_axis_angle(yaw * ROTATION_UNIT, pitch * ROTATION_UNIT, roll * ROTATION_UNIT)
+        back = np.array(axis_angle_to_yaw_pitch_roll(aa)) / ROTATION_UNIT
+        np.testing.assert_allclose(back, [yaw, pitch, roll], atol=1e-9)
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.integers(2, 40), st.sampled_from([12.0, 24.0, 25.0, 30.0, 60.0]), st.sampled_from([10.0, 24.0, 50.0, 120.0]))
+    def test_resample_keeps_duration_and_endpoints(n, fps, new_fps):
+        s = ParamSequence.zeros(n, ("a",), fps=fps).replace(expr=np.linspace(0, 1, n, dtype=np.float32)[:, None])
+        r = s.resample(new_fps)
+        assert r.duration <= s.duration + 1e-9 and s.duration - r.duration < 1.0 / new_fps
+        assert r.expr[0, 0] == 0.0
+        np.testing.assert_allclose(r.expr[:, 0], r.times / s.duration, atol=1e-5)  # a linear ramp stays linear
