@@ -1,6 +1,7 @@
 """``python -m engine bench generator``: ONNX identity branch and per-frame deformation branch.
 
-Prints one JSON object per line. Without ``--checkpoint`` it builds a randomly initialised
+Prints one JSON object per line; each timing has wall ms (median/min/max), the process CPU
+ms and the 1-minute load average, because the project's 2-core VM is shared. Without ``--checkpoint`` it builds a randomly initialised
 checkpoint of the default config (UV 256) in a temporary folder and exports it to ONNX first
 (export time reported too; needs torch). Timings use onnxruntime with ``--threads`` intra-op
 threads (default 2, the project's CI machine). Goal: identity branch <= 500 ms at UV 256.
@@ -32,13 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _timed(fn, repeat: int, warmup: int = 2) -> dict:
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - t) * 1000.0)
+        cpu.append((time.process_time() - c) * 1000.0)
     return {"ms_median": round(statistics.median(times), 2), "ms_min": round(min(times), 2),
-            "ms_max": round(max(times), 2), "repeat": repeat}
+            "ms_max": round(max(times), 2), "cpu_ms_median": round(statistics.median(cpu), 2), "repeat": repeat,
+            "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
 
 
 def _emit(record: dict) -> None:
@@ -84,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         stats = _timed(identity, args.repeat)
         _emit({"bench": "generator", "what": "identity_onnx", "uv_resolution": cfg.uv_resolution,
                "goal_ms": IDENTITY_GOAL_MS, "meets_goal": stats["ms_median"] <= IDENTITY_GOAL_MS, **stats, **machine})
+        if args.threads != 1:
+            # one thread: wall ~ CPU time on an idle core, an upper bound for the idle 2-thread time
+            single = load_runner(path, backend="onnx", threads=1)
+            stats = _timed(lambda: single.identity(z, shape_map, 0.7), args.repeat)
+            _emit({"bench": "generator", "what": "identity_onnx", "uv_resolution": cfg.uv_resolution,
+                   "goal_ms": IDENTITY_GOAL_MS, **stats, **dict(machine, threads=1)})
         cond = rng.standard_normal(cfg.n_cond).astype(np.float32)
         stats = _timed(lambda: runner.deformation(out["f"], cond), args.repeat * 5)
         _emit({"bench": "generator", "what": "deformation_onnx", "deform_resolution": cfg.deform_resolution,

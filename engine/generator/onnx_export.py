@@ -14,6 +14,7 @@ checkpoint (or write an ONNX-only checkpoint folder / .zip at OUT).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -29,6 +30,16 @@ OPSET = 18
 def _export(module, args: tuple, input_names, output_names) -> bytes:
     import torch
 
+    quiet = logging.getLogger("torch.onnx")  # silences "torchvision is not installed" notices
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _export_quiet(torch, module, args, input_names, output_names)
+    finally:
+        quiet.setLevel(level)
+
+
+def _export_quiet(torch, module, args, input_names, output_names) -> bytes:
     with tempfile.TemporaryDirectory(prefix="gh_onnx_") as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         path = os.path.join(tmp, "branch.onnx")

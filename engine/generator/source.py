@@ -139,10 +139,12 @@ class CheckpointSource:
         self.checkpoint_meta: dict = read_checkpoint(self.path).meta
         self.runner = load_runner(self.path, backend=backend, threads=threads)
         self.config: GeneratorConfig = self.runner.config
+        self._model_spec: str | None = None
         if model is None:
             from ..head_model import load_head_model
 
             model = load_head_model(self.config.head_model)
+            self._model_spec = self.config.head_model  # how BoundIdentity.from_arrays reloads it
         if not model.has_uv:
             raise GaussianHeadsError(f"head model '{model.name}' has no UV layout; the generator needs one")
         self.model = model
@@ -180,4 +182,6 @@ class CheckpointSource:
         meta = {"source": "checkpoint", "checkpoint": os.path.abspath(self.path), "seed": int(seed),
                 "truncation": truncation, "backend": self.backend,
                 "trained": bool(self.checkpoint_meta.get("trained", False))}
+        if self._model_spec is not None:
+            meta["model"] = self._model_spec
         return BoundIdentity(model, self.binding, canonical, beta, deformation, meta)

@@ -404,5 +404,12 @@ def test_open_head_model_if_present(onnx_only_zip):
     src = CheckpointSource(onnx_only_zip, model=model)
     ident = src.sample(0)
     assert len(ident.canonical) == CFG.n_gaussians and ident.shape.shape == (model.n_shape,)
-    res = ident.deformation.residuals(ident.neutral_params())
+    params = ident.neutral_params()
+    params.expr[model.expr_names.index("jawOpen")] = 0.7
+    params.jaw[0] = 0.2
+    res = ident.deformation.residuals(params)
     res.check(CFG.n_gaussians)
+    gs = ident.pose(params)
+    assert len(gs) == CFG.n_gaussians and np.isfinite(gs.means).all()
+    # Gaussians sit near the head surface: within offset_range (+ residual) face scales of it
+    assert np.abs(gs.means).max() < 1.0
