@@ -230,7 +230,11 @@ class GAUSSIAN_HEADS_OT_install_gpu_deps(bpy.types.Operator):
         return context.preferences.addons[preferences.ADDON_PACKAGE].preferences
 
     def invoke(self, context, event):
-        start_install(self._prefs(context).extra_index_url)
+        try:
+            start_install(self._prefs(context).extra_index_url)
+        except OSError as exc:
+            self.report({'ERROR'}, f"Could not start pip with {sys.executable}: {exc}")
+            return {'CANCELLED'}
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.25, window=context.window)
         wm.modal_handler_add(self)
@@ -264,7 +268,11 @@ class GAUSSIAN_HEADS_OT_install_gpu_deps(bpy.types.Operator):
 
     def execute(self, context):
         # Scripted/background use: run to the end, echoing pip's output.
-        job = start_install(self._prefs(context).extra_index_url)
+        try:
+            job = start_install(self._prefs(context).extra_index_url)
+        except OSError as exc:
+            self.report({'ERROR'}, f"Could not start pip with {sys.executable}: {exc}")
+            return {'CANCELLED'}
         job.wait()
         print(job.output())
         message = _finish(job)
