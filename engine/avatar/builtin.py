@@ -32,6 +32,7 @@ from ..head_model.model import HeadModel
 from .binding import Binding, face_frames, sample_uv_binding, uv_face_areas
 from .gaussian_set import rgb_to_sh_dc
 from .identity import BoundIdentity, CanonicalGaussians
+from .identity import model_spec as default_model_spec
 
 # Monk Skin Tone scale (Google, 2022; 10 public reference swatches, sRGB), lightest to darkest.
 SKIN_TONES_SRGB = np.array([
@@ -311,7 +312,12 @@ def _brow_field(cache: _ModelCache, height: float, arch: float, thickness: float
 
 
 class BuiltinSource:
-    """Procedural identities on a head model (the embedded default source; no weights)."""
+    """Procedural identities on a head model (the embedded default source; no weights).
+
+    model: the head model (default ``load_head_model(model_spec)``); model_spec: how identities
+    record their model for reloading (``meta["model"]``) - pass the FLAME path here when ``model``
+    was loaded from one; config: BuiltinSamplerConfig.
+    """
 
     def __init__(self, model: HeadModel | None = None, config: BuiltinSamplerConfig = BuiltinSamplerConfig(),
                  model_spec: str = "open"):
@@ -321,7 +327,7 @@ class BuiltinSource:
             model = load_head_model(model_spec)
             self.model_spec = model_spec
         else:
-            self.model_spec = model.name
+            self.model_spec = model_spec if model_spec != "open" else default_model_spec(model)
         if not model.has_uv:
             raise GaussianHeadsError(f"head model '{model.name}' has no UV layout; the built-in sampler needs one")
         self.model = model

@@ -174,6 +174,13 @@ def decode_meta(array) -> dict:
     return meta
 
 
+def model_spec(model: HeadModel) -> str:
+    """The ``load_head_model`` spec that reloads ``model`` as far as the model itself tells:
+    "open" for the built-in open head model, else its name (for a FLAME file the caller should
+    record the path it loaded, e.g. ``BuiltinSource(model_spec=path)`` or ``meta["model"]``)."""
+    return "open" if model.name in ("open", "open_head") else model.name
+
+
 def faces_checksum(faces: np.ndarray) -> int:
     """CRC32 of the face array (int32): identifies the topology an identity was bound to."""
     return int(zlib.crc32(np.ascontiguousarray(faces, dtype="<i4").tobytes()))
@@ -185,7 +192,7 @@ class BoundIdentity:
 
     model: HeadModel; binding: Binding (N); canonical: CanonicalGaussians (N);
     shape [S] identity β; deformation: optional Deformation; meta: JSON-serialisable dict
-    (``meta["model"]`` is the spec to reload the head model with; defaults to ``model.name``).
+    (``meta["model"]`` is the spec to reload the head model with; defaults to ``model_spec(model)``).
     """
 
     model: HeadModel
@@ -203,7 +210,7 @@ class BoundIdentity:
                 f"binding has {len(self.binding)} Gaussians but the canonical set has {len(self.canonical)}")
         self.binding.validate(self.model.faces.shape[0])
         self.meta = dict(self.meta)
-        self.meta.setdefault("model", self.model.name)
+        self.meta.setdefault("model", model_spec(self.model))
         self._faces = np.ascontiguousarray(self.model.faces, dtype=np.int32)
 
     def __len__(self) -> int:
@@ -297,7 +304,8 @@ class BoundIdentity:
         if model is None:
             from ..head_model import load_head_model
 
-            model = load_head_model(str(meta.get("model", "open")))
+            spec = str(meta.get("model", "open"))
+            model = load_head_model("open" if spec == "open_head" else spec)
         if (meta.get("model_vertices") != model.n_vertices or meta.get("model_faces") != model.faces.shape[0]
                 or meta.get("model_faces_crc32") != faces_checksum(model.faces)):
             raise GaussianHeadsError(

@@ -8,7 +8,7 @@ import pytest
 
 from engine.avatar.binding import sample_uv_binding
 from engine.avatar.identity import (BoundIdentity, CanonicalGaussians, GaussianResiduals, Identity,
-                                    lift_canonical, register_deformation)
+                                    lift_canonical, model_spec, register_deformation)
 from engine.avatar.lift_kernel import available_impls
 from engine.errors import GaussianHeadsError
 from engine.head_model.model import HeadParams
@@ -130,6 +130,7 @@ def test_to_arrays_from_arrays_round_trip(model, tmp_path):
         assert np.array_equal(getattr(back.canonical, name), getattr(ident.canonical, name))
     assert np.array_equal(back.shape, ident.shape)
     assert back.meta == ident.meta and back.meta["model"] == "synthetic"
+    assert model_spec(make_synthetic_head()) == "synthetic"
     assert isinstance(back.deformation, ShiftDeformation)
     p = ident.neutral_params()
     p.expr[0] = 0.5
@@ -171,5 +172,8 @@ def test_pose_through_lbs_on_open_model():
     g = ident.pose(p)
     assert len(g) == 20_000
     g.validate_finite()
+    assert ident.meta["model"] == "open"
+    back = BoundIdentity.from_arrays(ident.to_arrays())          # reloads the open model by its spec
+    assert back.model is open_model and np.array_equal(back.pose(p).means, g.means)
     with pytest.raises(GaussianHeadsError):
         ident.pose(HeadParams.neutral_for(open_model, batch=2))
