@@ -24,7 +24,10 @@ def _session(data: bytes, where: str, threads: int | None):
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: on a shared CPU (Blender's UI, the numba
+    # rasterizer, other jobs) spinning cost ~1.5x wall time in our measurements (docs/PERFORMANCE.md).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
