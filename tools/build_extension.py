@@ -10,8 +10,9 @@ Steps:
    network.
 2. Check the dependency closure: every ``Requires-Dist`` of every bundled wheel whose marker is
    true on the target (CPython 3.11, that OS and CPU, no extras) is either bundled at a version
-   that satisfies it, or provided by Blender itself (numpy). The build fails otherwise, so a new
-   dependency in a future pin cannot slip through unnoticed.
+   that satisfies it, or provided by the oldest Blender the manifest allows (numpy, at the
+   version that Blender ships). The build fails otherwise, so a new dependency in a future pin,
+   or a pin that needs a newer numpy than ``blender_version_min`` ships, cannot slip through.
 3. Stage a copy of the source tree (git's tracked and untracked-but-not-ignored files; a plain
    copy outside a git checkout) in a fresh temporary ``out/extension/stage_*/gaussian_heads``,
    removed after the build, so concurrent builds do not collide) with the selected
@@ -25,15 +26,16 @@ Steps:
    Blender's list of valid tags) into ``dist/`` and run ``blender_ext.py validate`` on every zip.
 
 Bundled (Blender lacks them): onnxruntime, scipy, numba, llvmlite, plyfile, safetensors and their
-run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it
-(1.26.x, which every pin here accepts). torch and gsplat are not bundled either: they are large,
+run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it.
+scipy 1.17.1 needs numpy >= 1.26.4, which Blender ships from 4.5 on (4.2 LTS has 1.24.3), hence
+``blender_version_min = "4.5.0"``; supporting 4.2 would take scipy <= 1.15 in requirements.txt. torch and gsplat are not bundled either: they are large,
 CUDA-specific and optional; the add-on preferences offer an opt-in installer for them.
 
 Platforms: linux-x64, windows-x64, macos-arm64. macOS on Intel (macos-x64) cannot be built:
 onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels. The
 macos-arm64 zip needs macOS 14 or newer (onnxruntime's wheel is ``macosx_14_0_arm64``).
-The wheels are CPython 3.11 builds, which is why the manifest limits Blender to 4.2 up to 5.0
-(Blender 5.1 moves to Python 3.13).
+The wheels are CPython 3.11 builds, which is why the manifest stops at Blender 5.0 (5.1 moves to
+Python 3.13).
 """
 
 from __future__ import annotations
@@ -60,9 +62,24 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 MANIFEST = "blender_manifest.toml"
 PYTHON_VERSION = (3, 11)
 
-# Packages Blender itself provides to every add-on, with the oldest version we support there
-# (Blender 4.2 LTS and 5.0 both ship numpy 1.26.4).
-PROVIDED_BY_BLENDER = {"numpy": Version("1.26.4")}
+# numpy is the one package Blender provides that the bundled wheels depend on. Which numpy a
+# Blender ships (first Blender version, numpy), from Blender's build_files/build_environment
+# versions.cmake and the bpy wheels' metadata: 4.2 LTS (Python 3.11.9) builds numpy 1.24.3; the
+# bump to 1.26.4 first shows in bpy 4.5.0 (Requires-Dist numpy>=1.26,<2), as in 5.0.1. 4.3 and
+# 4.4 are not verified, so they count as 1.24.3.
+BLENDER_NUMPY = (((4, 2, 0), "1.24.3"), ((4, 5, 0), "1.26.4"))
+
+
+def provided_by_blender(blender_version_min: str) -> dict[str, Version]:
+    """Packages every Blender from ``blender_version_min`` on provides, at their oldest version."""
+    wanted = tuple(int(x) for x in blender_version_min.split("."))
+    numpy = None
+    for first, version in BLENDER_NUMPY:
+        if first <= wanted:
+            numpy = version
+    if numpy is None:
+        raise BuildError(f"blender_version_min {blender_version_min} is older than any Blender we know the numpy of")
+    return {"numpy": Version(numpy)}
 
 # What the extension bundles. Versions come from requirements.txt where it pins the package;
 # EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
@@ -109,6 +126,9 @@ PLATFORMS = {
 UNSUPPORTED = {
     "macos-x64": "onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels",
 }
+
+
+PROVIDED_NAMES = {"numpy"}
 
 
 class BuildError(Exception):
@@ -200,9 +220,10 @@ def wheel_requirements(path: pathlib.Path) -> list[Requirement]:
     return [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
 
 
-def check_closure(wheels: list[pathlib.Path], platform: Platform) -> None:
-    """Fail unless every run-time requirement of ``wheels`` on ``platform`` is met."""
-    available = dict(PROVIDED_BY_BLENDER)
+def check_closure(wheels: list[pathlib.Path], platform: Platform, blender_version_min: str) -> None:
+    """Fail unless every run-time requirement of ``wheels`` on ``platform`` is met, counting on
+    Blender only for what the oldest supported Blender (``blender_version_min``) provides."""
+    available = dict(provided_by_blender(blender_version_min))
     for path in wheels:
         name, version, _b, _t = parse_wheel_filename(path.name)
         available[name] = version
@@ -215,7 +236,9 @@ def check_closure(wheels: list[pathlib.Path], platform: Platform) -> None:
             if have is None:
                 problems.append(f"{path.name} needs {req}, which is neither bundled nor part of Blender")
             elif req.specifier and not req.specifier.contains(have, prereleases=True):
-                problems.append(f"{path.name} needs {req}, but {req.name} {have} is what we have")
+                where = (f"Blender {blender_version_min} ships" if canonicalize_name(req.name) in
+                         PROVIDED_NAMES else "we bundle")
+                problems.append(f"{path.name} needs {req}, but {where} {req.name} {have}")
     if problems:
         raise BuildError(f"[{platform.name}] dependency closure is incomplete:\n  " + "\n  ".join(problems))
 
@@ -298,9 +321,10 @@ def run_blender_ext(*args: str) -> str:
     return proc.stdout
 
 
-def manifest_id_version() -> tuple[str, str]:
+def manifest_fields() -> tuple[str, str, str]:
+    """id, version and blender_version_min of the committed manifest."""
     data = tomllib.loads((REPO / MANIFEST).read_text())
-    return data["id"], data["version"]
+    return data["id"], data["version"], data["blender_version_min"]
 
 
 def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", out_dir: pathlib.Path = REPO / "dist",
@@ -313,12 +337,12 @@ def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", ou
             raise BuildError(f"unknown platform {name!r}; choose from {', '.join(PLATFORMS)}")
     wheel_dir.mkdir(parents=True, exist_ok=True)
     pins = pinned_versions()
+    ext_id, version, blender_min = manifest_fields()
     all_wheels: set[pathlib.Path] = set()
     for name in platforms:
         chosen = ensure_wheels(wheel_dir, PLATFORMS[name], pins, offline=offline)
-        check_closure(chosen, PLATFORMS[name])
+        check_closure(chosen, PLATFORMS[name], blender_min)
         all_wheels.update(chosen)
-    ext_id, version = manifest_id_version()
     out_dir.mkdir(parents=True, exist_ok=True)
     _, valid_tags = blender_ext()
     zips = [out_dir / f"{ext_id}-{version}-{name.replace('-', '_')}.zip" for name in platforms]

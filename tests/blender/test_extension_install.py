@@ -28,12 +28,7 @@ BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safe
 
 
 def blender_ext_cli() -> pathlib.Path:
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    try:
-        import build_extension
-    finally:
-        sys.path.remove(str(REPO_ROOT / "tools"))
-    cli, _tags = build_extension.blender_ext()
+    cli, _tags = _build_tool().blender_ext()
     return cli
 
 
@@ -72,7 +67,33 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
     assert 'platforms = ["linux-x64"]' in manifest
-    assert 'blender_version_min = "4.2.0"' in manifest
+    assert 'blender_version_min = "4.5.0"' in manifest
+
+
+def _build_tool():
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    try:
+        import build_extension
+    finally:
+        sys.path.remove(str(REPO_ROOT / "tools"))
+    return build_extension
+
+
+@pytest.mark.slow
+def test_dependency_closure_check_knows_what_blender_provides(linux_zip):
+    """The build refuses wheels whose numpy needs the oldest allowed Blender does not meet."""
+    tool = _build_tool()
+    platform = tool.PLATFORMS["linux-x64"]
+    pins = tool.pinned_versions()
+    wheels = tool.ensure_wheels(REPO_ROOT / "wheels", platform, pins, offline=True)  # cached by linux_zip
+    tool.check_closure(wheels, platform, "4.5.0")
+    tool.check_closure(wheels, platform, "5.0.1")
+    with pytest.raises(tool.BuildError, match=r"scipy.*needs numpy.*Blender 4\.2\.0 ships numpy 1\.24\.3"):
+        tool.check_closure(wheels, platform, "4.2.0")
+    # Dropping a bundled dependency (protobuf, needed by onnxruntime) is caught as well.
+    without = [w for w in wheels if not w.name.startswith("protobuf-")]
+    with pytest.raises(tool.BuildError, match=r"onnxruntime.*protobuf.*neither bundled nor part of Blender"):
+        tool.check_closure(without, platform, "4.5.0")
 
 
 @pytest.mark.slow
