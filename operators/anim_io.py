@@ -293,13 +293,15 @@ class GAUSSIAN_HEADS_OT_export_animation(bpy.types.Operator, ExportHelper):
             obj = _target_object(context, self.target)
             seq = sequence_from_object(obj, context.scene)
             fmt = "live_link_csv" if self.file_format == 'LIVE_LINK_CSV' else "npz"
-            write_any(seq, path, fmt)
+            written = write_any(seq, path, fmt)
         except (GaussianHeadsError, OSError) as exc:
             message = str(exc)
             if path not in message:
                 message = f"{path}: {message}"
             self.report({'ERROR'}, message)
             return {'CANCELLED'}
+        for note in written.notes:
+            self.report({'WARNING'}, f"{os.path.basename(path)}: {note}")
         self.report({'INFO'}, f"{path}: {seq.n_frames} frames at {seq.fps:g} fps written")
         return {'FINISHED'}
 

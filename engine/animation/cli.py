@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     seq = read_any(args.input)
     if args.fps is not None:
         seq = seq.resample(args.fps)
-    fmt = write_any(seq, args.output, args.to)
-    print(json.dumps({"written": args.output, "format": fmt, "frames": seq.n_frames, "fps": seq.fps}))
+    res = write_any(seq, args.output, args.to)
+    print(json.dumps({"written": args.output, "format": res.format, "frames": seq.n_frames, "fps": seq.fps,
+                      "notes": list(res.notes)}))
     return 0

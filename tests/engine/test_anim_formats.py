@@ -483,3 +483,24 @@ def test_csv_dialects_and_garbage(tmp_path):
         g.write_bytes(b"\xff\xfe" + garbage)
         with pytest.raises(InputFileError, match=name):
             read_any(g)
+
+
+def test_live_link_writer_converts_what_it_can(tmp_path):
+    a = _flame_arrays(T=30)
+    a["jaw_pose"][:, 0] = np.linspace(0, 0.35, 30)
+    p = tmp_path / "flame_param.npz"
+    np.savez(p, **a)
+    s = read_any(p).replace(fps=30.0)
+    out = tmp_path / "take.csv"
+    res = write_any(s, out)
+    assert res.format == "live_link_csv"
+    text = " ".join(res.notes)
+    assert "100 expression channels are not ARKit" in text and "JawOpen" in text and "neck" in text
+    r = read_any(out)
+    np.testing.assert_allclose(r.channel("jawOpen"), np.linspace(0, 1, 30), atol=1e-6)
+    # the whole head's rotation (global then neck) survives, up to float32
+    from engine.animation.rotation import axis_angle_to_quat, quat_mul
+
+    q = quat_mul(axis_angle_to_quat(s.global_rot), axis_angle_to_quat(s.neck))
+    qr = axis_angle_to_quat(r.global_rot)
+    assert np.all(np.abs(np.sum(q * qr, axis=1)) > 1 - 1e-6)

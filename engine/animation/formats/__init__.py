@@ -12,6 +12,7 @@ Files with another or no extension are sniffed: zip magic -> npz, ``{`` -> JSON,
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ...errors import InputFileError
 from ..sequence import ParamSequence
@@ -92,8 +93,14 @@ def read_any(path: str | os.PathLike) -> ParamSequence:
     return read_named_csv(path)
 
 
-def write_any(seq: ParamSequence, path: str | os.PathLike, fmt: str | None = None) -> str:
-    """Write ``seq`` as ``fmt`` ("npz" or "live_link_csv"; default from the extension). Returns fmt."""
+@dataclass(frozen=True)
+class WriteResult:
+    format: str  # "npz" or "live_link_csv"
+    notes: tuple[str, ...] = ()  # what the format could not hold, or was converted
+
+
+def write_any(seq: ParamSequence, path: str | os.PathLike, fmt: str | None = None) -> WriteResult:
+    """Write ``seq`` as ``fmt`` ("npz" or "live_link_csv"; default from the extension)."""
     path = os.fspath(path)
     if fmt is None:
         ext = os.path.splitext(path)[1].lower()
@@ -102,11 +109,10 @@ def write_any(seq: ParamSequence, path: str | os.PathLike, fmt: str | None = Non
             raise InputFileError(path, "unknown output format; use a .npz or .csv name")
     if fmt == "npz":
         write_flame_npz(seq, path)
-    elif fmt == "live_link_csv":
-        write_live_link_csv(seq, path)
-    else:
-        raise InputFileError(path, f"unknown output format {fmt!r}; expected one of {WRITE_FORMATS}")
-    return fmt
+        return WriteResult(fmt)
+    if fmt == "live_link_csv":
+        return WriteResult(fmt, tuple(write_live_link_csv(seq, path)))
+    raise InputFileError(path, f"unknown output format {fmt!r}; expected one of {WRITE_FORMATS}")
 
 
-__all__ = ["FORMATS", "WRITE_FORMATS", "detect_format", "read_any", "write_any"]
+__all__ = ["FORMATS", "WRITE_FORMATS", "WriteResult", "detect_format", "read_any", "write_any"]

@@ -43,7 +43,13 @@ from ..names import (
     arkit_canonical,
     normalize_name,
 )
-from ..rotation import axis_angle_to_yaw_pitch_roll, yaw_pitch_roll_to_axis_angle
+from ..rotation import (
+    axis_angle_to_quat,
+    axis_angle_to_yaw_pitch_roll,
+    quat_mul,
+    quat_to_axis_angle,
+    yaw_pitch_roll_to_axis_angle,
+)
 from ..sequence import ParamSequence
 from .csv_stream import CsvColumns, stream_csv
 
@@ -199,27 +205,47 @@ def _format_timecode(seconds: float, rate: int) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}.{sub_ms:03d}"
 
 
-def write_live_link_csv(seq: ParamSequence, path: str | os.PathLike, *, start_seconds: float = 0.0) -> None:
+def write_live_link_csv(seq: ParamSequence, path: str | os.PathLike, *, start_seconds: float = 0.0) -> list[str]:
     """Write ``seq`` as a Live Link Face CSV (61 channels, timecodes at round(fps), 10 decimals).
 
     Expression channels are matched to the 52 blendshapes by name (case-insensitive); missing ones
-    are written as 0 and channels that are not ARKit blendshapes are left out. Head and eye
-    rotations are converted back from axis-angle to yaw/pitch/roll in Live Link units.
+    are written as 0 and channels that are not ARKit blendshapes are left out. The head rotation
+    written is the whole head's (global ∘ neck), converted from axis-angle to yaw/pitch/roll in
+    Live Link units, and the eyes likewise. Without a ``jawOpen`` channel, a jaw rotation about +X
+    is written as JawOpen (``JAW_OPEN_RADIANS`` per unit, clipped to [0, 1]). Returns notes on
+    what could not be written or was converted.
     """
+    from ..mapping import JAW_OPEN_RADIANS
+
     path = os.fspath(path)
     T = seq.n_frames
     rate = max(1, int(round(seq.fps)))
     index = {normalize_name(n): j for j, n in enumerate(seq.expr_names)}
     cols = np.zeros((T, 61), np.float64)
+    notes: list[str] = []
     for c, name in enumerate(ARKIT_NAMES):
         j = index.get(normalize_name(name))
         if j is not None:
             cols[:, c] = seq.expr[:, j]
-    yaw, pitch, roll = axis_angle_to_yaw_pitch_roll(seq.global_rot)
+    known = {normalize_name(n) for n in ARKIT_NAMES}
+    dropped = [n for n in seq.expr_names if normalize_name(n) not in known]
+    if dropped:
+        notes.append(f"{len(dropped)} expression channels are not ARKit blendshapes and were left out "
+                     f"({', '.join(dropped[:5])}{', …' if len(dropped) > 5 else ''})")
+    if "jawopen" not in index and np.any(seq.jaw[:, 0] != 0):
+        cols[:, ARKIT_NAMES.index("jawOpen")] = np.clip(seq.jaw[:, 0] / JAW_OPEN_RADIANS, 0.0, 1.0)
+        notes.append(f"jaw rotation written as JawOpen (1.0 = {JAW_OPEN_RADIANS} rad)")
+    head = seq.global_rot.astype(np.float64)
+    if np.any(seq.neck != 0):
+        head = quat_to_axis_angle(quat_mul(axis_angle_to_quat(head), axis_angle_to_quat(seq.neck)))
+        notes.append("neck rotation folded into the head rotation")
+    yaw, pitch, roll = axis_angle_to_yaw_pitch_roll(head)
     cols[:, 52:55] = np.stack([yaw, pitch, roll], axis=1) / ROTATION_UNIT
     for e in range(2):
         yaw, pitch, roll = axis_angle_to_yaw_pitch_roll(seq.eyes[:, e])
         cols[:, 55 + 3 * e : 58 + 3 * e] = np.stack([yaw, pitch, roll], axis=1) / ROTATION_UNIT
+    if np.any(seq.translation != 0):
+        notes.append("translation has no Live Link column and was left out")
     header = "Timecode,BlendShapeCount," + ",".join(LIVE_LINK_BLENDSHAPES + LIVE_LINK_ROTATIONS)
     with open(path, "w", newline="", encoding="utf-8") as f:
         f.write(header + "\n")
@@ -227,3 +253,4 @@ def write_live_link_csv(seq: ParamSequence, path: str | os.PathLike, *, start_se
         for t in range(T):
             row = ",".join(f"{v:.10f}" for v in cols[t])
             f.write(f"{_format_timecode(times[t], rate)},61,{row}\n")
+    return notes
