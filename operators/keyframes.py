@@ -7,8 +7,9 @@ Two steps, so a failure never leaves a half-written action:
 2. :func:`write_curves`: one Action receives every curve through ``keyframe_points.add`` +
    ``foreach_set`` (1M keys in about a tenth of a second, versus minutes for per-key
    ``keyframe_insert``). The object's existing action is never edited in place: its copy (or a new
-   action) is written and only assigned when everything succeeded; on any error the copy is
-   removed and the object's animation data restored.
+   action) is written and assigned; on any error the copy is removed and the object's animation
+   data restored. On success the replaced action, if nothing else uses it, is removed and its
+   name passed on, so re-importing does not pile up unused actions.
 
 Data paths (docs/DEVELOPING.md): ``gaussian_heads.expr[i].value``, ``gaussian_heads.jaw``,
 ``.neck``, ``.head_rot`` (the sequence's ``global_rot``), ``.eyes`` (6: left 0..2, right 3..5)
@@ -132,6 +133,11 @@ def write_curves(obj, curves: list[CurveData], action_name: str):
             obj.animation_data_clear()
         bpy.data.actions.remove(action)
         raise
+    if old_action is not None and old_action.users == 0 and not old_action.use_fake_user:
+        # The replaced action is now unused: drop it and let its successor keep its name.
+        name = old_action.name
+        bpy.data.actions.remove(old_action)
+        action.name = name
     return action
 
 

@@ -155,8 +155,10 @@ def test_reimport_replaces_curves_and_keeps_others(gh, tmp_path):
     p.write_text('{"fps": 24, "jawOpen": [0, 0.5, 1.0, 0.5]}')
     bpy.context.scene.render.fps = 24
     assert bpy.ops.gaussian_heads.import_animation(filepath=str(p)) == {'FINISHED'}
+    name, n_actions = obj.animation_data.action.name, len(bpy.data.actions)
     p.write_text('{"fps": 24, "jawOpen": [1, 1]}')
     assert bpy.ops.gaussian_heads.import_animation(filepath=str(p)) == {'FINISHED'}
+    assert obj.animation_data.action.name == name and len(bpy.data.actions) == n_actions
     paths = sorted((fc.data_path, fc.array_index) for fc in _channelbag_curves(obj))
     assert ("location", 0) in paths and paths.count(("gaussian_heads.expr[0].value", 0)) == 1
     keys = _keys(_fcurve(obj, "gaussian_heads.expr[0].value"))
