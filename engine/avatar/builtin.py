@@ -121,6 +121,7 @@ class _ModelCache:
     brow_idx: np.ndarray        # [M] Gaussians near where the eyebrows go
     eye_joints: np.ndarray      # [2, 3] template eye centres (left, right)
     cheeks: np.ndarray          # [N] soft cheek weight (for a blush)
+    lashes: np.ndarray          # [N] lash line along the upper eyelid rims
     edge_fade: np.ndarray       # [N] 1 inside, falling to 0 at the neck's cut edge
     shapedirs: np.ndarray       # [V*3, S] float64
     incidence: object           # [V, F] scipy sparse: vertex-face incidence (sums face normals)
@@ -234,9 +235,24 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
         cheeks = np.maximum(cheeks, np.exp(-((gpos - centre) ** 2).sum(1) / (2 * 0.014 ** 2)))
     cheeks *= np.clip(gmask["face"], 0, 1) * (1 - np.clip(gmask["lips"] + gmask["eyes"] + gmask["eyelids"], 0, 1))
     cheeks = cheeks.astype(np.float32)
+    # lash lines: the eyelid rims are where the lids rest on the front of the eyeball
+    boundary = _boundary_vertices(faces, model.n_vertices)
+    lash_v = np.zeros(model.n_vertices)
+    eye_v = raw["eyes"] > 0
+    for eye in joints[3:5]:
+        d = np.linalg.norm(template - eye, axis=1)
+        own = eye_v & (d < 0.03)
+        if not own.any():
+            continue
+        r = float(np.median(d[own]))
+        rim = ~eye_v & (template[:, 2] - eye[2] > 0.45 * r) & (d > r + 0.0005) & (d < r + 0.003)
+        upper = template[:, 1] > eye[1] + 0.002                 # the lower lid gets no lash line
+        lash_v = np.maximum(lash_v, rim * upper)
+    lashes = np.clip(at_gaussians(np.clip(_smoothed(smooth, lash_v, 1) * 1.5, 0, 1)), 0, 1).astype(np.float32)
+    lashes *= gmask["eyes"] < 0.5
     # the neck's cut edge fades out (mesh boundary below the neck joint, not the eyes or mouth)
     joints_y = (np.asarray(model.j_regressor, np.float64) @ template)[1, 1]
-    cut = (_boundary_vertices(faces, model.n_vertices) & (template[:, 1] < joints_y)
+    cut = (boundary & (template[:, 1] < joints_y)
            & (raw["mouth_interior"] + raw["teeth"] + raw["eyes"] == 0)).astype(np.float64)
     edge = np.clip(_smoothed(smooth, cut, 5) * 2.5, 0, 1)
     edge_fade = (1.0 - at_gaussians(edge)).astype(np.float32)
@@ -249,7 +265,7 @@ def _model_cache(model: HeadModel, config: BuiltinSamplerConfig) -> _ModelCache:
                                                                   corners.reshape(-1))),
                            shape=(len(binding), model.n_vertices))
     cached = _ModelCache(binding, corners, bary, interp, smooth, gmask, expected, gpos, gpos.astype(np.float32), landmarks, eye_side, brow_idx,
-                         joints[3:5].copy(), cheeks, edge_fade, shapedirs, incidence)
+                         joints[3:5].copy(), cheeks, lashes, edge_fade, shapedirs, incidence)
     _CACHE.clear()  # one model at a time is the common case; keep memory bounded
     _CACHE[key] = (model, cached)
     return cached
@@ -404,6 +420,7 @@ class BuiltinSource:
         brow_cover = _brow_field(cache, brow_height, brow_arch, brow_thickness, brow_length) * brow_strength
         brow_col = 0.75 * hair + 0.1 * skin
         colour[cache.brow_idx] = colour[cache.brow_idx] * (1 - brow_cover[:, None]) + brow_col * brow_cover[:, None]
+        colour *= (1 - f32(0.7) * cache.lashes)[:, None]
         hair_cover, above = _hair_field(cache, hairline, sideburn, nape, recession)
         hair_cover = hair_cover.astype(f32)
         colour += hair_cover[:, None] * (hair.astype(f32) - colour)
