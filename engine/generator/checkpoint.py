@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -64,7 +64,6 @@ class CheckpointFiles:
     files: dict  # role -> member name or None
     _root: str = ""              # folder holding the members (folder form)
     _zip_prefix: str | None = None  # member prefix inside the zip (zip form)
-    _cache: dict = field(default_factory=dict)
 
     def has(self, role: str) -> bool:
         return bool(self.files.get(role))

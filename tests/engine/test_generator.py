@@ -6,7 +6,6 @@ Uses the small config (UV 64) and the synthetic head; one ONNX export per module
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from engine.generator.decode import decode_attributes, decode_residuals  # noqa:
 from engine.generator.networks import (  # noqa: E402
     build_generator, decode_attributes_torch, normalize_shape_map, sample_maps_torch)
 from engine.generator.uvmap import UVSampler, rasterize_uv, shape_uv_map, texel_lookup  # noqa: E402
-from engine.head_model.model import HeadParams  # noqa: E402
 from tests.engine.synthetic_head import make_synthetic_head, synthetic_forward  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -413,3 +411,16 @@ def test_open_head_model_if_present(onnx_only_zip):
     assert len(gs) == CFG.n_gaussians and np.isfinite(gs.means).all()
     # Gaussians sit near the head surface: within offset_range (+ residual) face scales of it
     assert np.abs(gs.means).max() < 1.0
+
+
+@pytest.mark.slow
+def test_make_generator_checkpoint_tool(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "make_generator_checkpoint.py"),
+                          str(tmp_path / "ck"), "--small", "--seed", "3", "--w-avg-samples", "500"],
+                         capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
+    assert out.returncode == 0, out.stderr[-2000:]
+    gen, meta, ck = ckpt_mod.load_generator_torch(tmp_path / "ck")
+    assert meta["trained"] is False and meta["init_seed"] == 3
+    assert ck.config == small_config() and float(gen.mapping.w_avg.abs().sum()) > 0
+    ref = build_generator(small_config(), seed=3)  # same seed -> same weights (w_avg aside)
+    assert torch.equal(ref.synthesis.blocks[0].const, gen.synthesis.blocks[0].const)
