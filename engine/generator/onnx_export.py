@@ -6,6 +6,9 @@ deformation.onnx  inputs  features [1, Cf, r, r], condition [1, n_cond]
                   outputs residuals [1, 11, r, r]
 Shapes are fixed (batch 1); weights are embedded (``external_data=False``); opset 18.
 Constant noise buffers are baked in (noise_mode "const"), so the ONNX branches are deterministic.
+The identity branch takes the shape as a UV map rather than β: the map is built in numpy from the
+head model (``uvmap.shape_uv_map``), so the graph holds no head-model data and works with any
+UV-mapped model; its per-sample variance normalisation and per-block pooling are in the graph.
 
 Run ``python -m engine.generator.onnx_export CHECKPOINT [OUT]`` to add the ONNX pair to a
 checkpoint (or write an ONNX-only checkpoint folder / .zip at OUT).
