@@ -5,11 +5,12 @@ only behaves well for expression values like the ones it was built or trained on
 outside that range are brought back in, without changing timing or direction of motion:
 
 * ``clip``: values are clamped to ``[lo, hi]``.
-* ``soft`` (default): a tanh knee. Within ``w = knee · (hi − lo)`` of a bound values are
-  compressed smoothly towards it; beyond it they approach the bound asymptotically. Values farther
-  than ``w`` inside the range are unchanged. The curve ``y = b − w + w·tanh((x − (b − w)) / w)``
-  (upper bound b; mirrored for the lower) is continuous with slope 1 where it starts and strictly
-  increasing, so the motion keeps its timing and direction.
+* ``soft`` (default): a tanh knee outside the range. Values inside ``[lo, hi]`` are unchanged
+  (the neutral 0 of an ARKit channel stays exactly 0); a value beyond the upper bound ``hi``
+  becomes ``hi + w·tanh((x − hi) / w)`` with ``w = knee · (hi − lo)`` (mirrored below ``lo``), so
+  overshoot is compressed smoothly and never exceeds ``w``. The curve is continuous with slope 1
+  at the bound and strictly increasing, so the motion keeps its timing and direction. (A knee
+  inside the range would have to move values at the bound itself, e.g. lift every neutral 0.)
 
 The range per channel comes from the model (``HeadModel.expr_range [E, 2]``) or from statistics
 the avatar was sampled/trained on: ``mean ± k·std``. Channels with no finite range are left alone.
@@ -31,14 +32,14 @@ ALIGN_MODES = ("clip", "soft")
 @dataclass(frozen=True)
 class AlignOptions:
     mode: str = "soft"  # "clip" or "soft"
-    knee: float = 0.15  # soft mode: knee width as a fraction of each channel's range
+    knee: float = 0.1  # soft mode: largest overshoot allowed, as a fraction of each channel's range
     k_std: float = 2.5  # statistics ranges: mean ± k_std · std
 
     def __post_init__(self) -> None:
         if self.mode not in ALIGN_MODES:
             raise GaussianHeadsError(f"alignment mode must be one of {ALIGN_MODES}, not {self.mode!r}")
-        if not (0.0 < self.knee <= 0.5):
-            raise GaussianHeadsError("knee must be in (0, 0.5]")
+        if not (0.0 < self.knee <= 1.0):
+            raise GaussianHeadsError("knee must be in (0, 1]")
         if not self.k_std > 0:
             raise GaussianHeadsError("k_std must be positive")
 
@@ -60,19 +61,15 @@ def range_from_stats(mean: np.ndarray, std: np.ndarray, k_std: float = 2.5) -> n
 
 
 def soft_limit(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, knee: float) -> np.ndarray:
-    """Tanh-knee compression of ``x [T, E]`` into ``[lo, hi]`` (each ``[E]``); see the module docstring."""
+    """Tanh-knee compression of ``x [T, E]`` outside ``[lo, hi]`` (each ``[E]``); see the module
+    docstring. Values inside the range are returned unchanged; the result lies in
+    ``(lo − w, hi + w)`` with ``w = knee · (hi − lo)``."""
     x = np.asarray(x, np.float64)
     lo = np.asarray(lo, np.float64)
     hi = np.asarray(hi, np.float64)
     w = np.maximum(knee * (hi - lo), 1e-12)
-    up = hi - w
-    dn = lo + w
-    y = x.copy()
-    above = x > up
-    below = x < dn
-    y = np.where(above, up + w * np.tanh((x - up) / w), y)
-    y = np.where(below, dn - w * np.tanh((dn - x) / w), y)
-    return y
+    y = np.where(x > hi, hi + w * np.tanh((x - hi) / w), x)
+    return np.where(x < lo, lo - w * np.tanh((lo - x) / w), y)
 
 
 def align_to_range(seq: ParamSequence, expr_range: np.ndarray, options: AlignOptions = AlignOptions()) -> AlignResult:

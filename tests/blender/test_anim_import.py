@@ -249,3 +249,27 @@ def test_import_smirk_folder(gh, tmp_path):
     np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.expr[3].value"))[:, 1], 0.1 * np.arange(6), atol=1e-6)
     np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.expr[50].value"))[:, 1], 0.1 * np.arange(6), atol=1e-6)
     np.testing.assert_allclose(_keys(_fcurve(obj, "gaussian_heads.jaw", 0))[:, 1], 0.02 * np.arange(6), atol=1e-6)
+
+
+def test_import_options_fps_override_scale_and_align(gh, tmp_path):
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    obj = _avatar(names=["jawOpen", "mouthSmileLeft"])
+    for ch in obj.gaussian_heads.expr:
+        ch.range_min, ch.range_max = 0.0, 0.5
+    p = tmp_path / "c.json"
+    vals = np.linspace(0, 1, 25).tolist()
+    p.write_text('{"fps": 24, "jawOpen": %s, "mouthSmileLeft": %s}' % (vals, vals))
+    # the 25 samples reinterpreted at 12 fps span 2 s -> 49 scene frames; values doubled then aligned
+    assert bpy.ops.gaussian_heads.import_animation(
+        filepath=str(p), override_fps=True, source_fps=12.0, value_scale=2.0,
+        align_to_range=True, align_mode='CLIP') == {'FINISHED'}
+    keys = _keys(_fcurve(obj, "gaussian_heads.expr[0].value"))
+    assert len(keys) == 49
+    assert keys[:, 1].max() == pytest.approx(0.5) and keys[3, 1] == pytest.approx(2 * 1.5 / 24, abs=1e-5)
+    # soft alignment leaves in-range values alone and compresses the overshoot into the knee
+    assert bpy.ops.gaussian_heads.import_animation(filepath=str(p), value_scale=2.0, align_to_range=True,
+                                                   align_mode='SOFT') == {'FINISHED'}
+    keys = _keys(_fcurve(obj, "gaussian_heads.expr[1].value"))
+    np.testing.assert_allclose(keys[:7, 1], 2 * np.array(vals[:7]), atol=1e-6)
+    assert 0.5 < keys[:, 1].max() <= 0.55 + 1e-6 and np.all(np.diff(keys[:, 1]) >= 0)

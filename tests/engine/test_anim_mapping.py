@@ -145,7 +145,7 @@ def test_prepare_import_pipeline(samples_dir):
     res = prepare_import(samples_dir / "livelinkface_take.csv", target,
                          ImportOptions(scene_fps=30, start_frame=5, value_scale=2.0, align=True))
     assert res.sequence.fps == 30 and res.frames[0] == 5 and res.sequence.n_frames == len(res.frames)
-    assert res.sequence.expr.max() <= 0.5 + 1e-6
+    assert res.sequence.expr.max() <= 0.5 + 0.05 + 1e-6  # soft: overshoot within the knee (10 % of the range)
     assert any("aligned" in n for n in res.report.notes)
     msg = res.message("take.csv")
     assert "take.csv" in msg and "mapped 52" in msg
