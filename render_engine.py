@@ -193,8 +193,9 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
                               f"{frame.seconds * 1000:.0f} ms")
 
     def _write_result(self, rect, rgba, depth):
+        # begin_result's coordinates start at the border region's corner (Blender clips to it)
         x0, y0, x1, y1 = rect
-        result = self.begin_result(x0, y0, x1 - x0, y1 - y0)
+        result = self.begin_result(0, 0, x1 - x0, y1 - y0)
         layer = result.layers[0]
         layer.passes["Combined"].rect.foreach_set(bottom_up(rgba).reshape(-1))
         depth_pass = next((p for p in layer.passes if p.name == DEPTH_PASS), None)

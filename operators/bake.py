@@ -31,9 +31,10 @@ class BakeJob:
     """One bake on a worker thread: ``progress``/``text`` while running, then ``result`` or
     ``error`` (``cancelled`` when the user stopped it). Plain Python, no bpy."""
 
-    def __init__(self, identity, settings: BakeSettings):
+    def __init__(self, identity, settings: BakeSettings, config=None):
         self.identity = identity
         self.settings = settings
+        self.config = config  # engine.bake.config.BakeConfig, None for the defaults
         self.progress = 0.0
         self.text = "starting"
         self.result = None
@@ -66,9 +67,10 @@ class BakeJob:
 
         start = time.perf_counter()
         s = self.settings
+        extra = {} if self.config is None else {"config": self.config}
         try:
-            self.result = bake(self.identity, s.n_samples, s.k, s.seed,
-                               progress=self._on_progress, cancel=self._cancel.is_set)
+            self.result = bake(self.identity, s.n_samples, s.k, s.seed, progress=self._on_progress,
+                               cancel=self._cancel.is_set, **extra)
         except BakeCancelled:
             self.cancelled = True
         except GaussianHeadsError as exc:
@@ -87,9 +89,11 @@ def bake_settings(obj) -> BakeSettings:
 def summary(baked, seconds: float) -> str:
     text = f"K={baked.k}, {baked.n_gaussians:,} Gaussians, {seconds:.0f} s"
     report = getattr(baked, "report", None)
-    psnr = getattr(report, "psnr", None) if report is not None else None
-    if psnr is not None:
-        text += f", held-out PSNR {psnr:.1f} dB"
+    if report is not None:
+        if report.psnr_mean is not None:
+            text += f", held-out PSNR {report.psnr_mean:.1f} dB"
+        elif report.heldout_rmse.get("xyz") is not None:
+            text += f", held-out position RMSE {report.heldout_rmse['xyz'] * 1000:.2f} mm"
     return text
 
 

@@ -38,7 +38,7 @@ _CHUNK = 16
 _FLOAT_TYPES = {1: ('FLOAT', "value", 1), 2: ('FLOAT2', "vector", 2), 3: ('FLOAT_VECTOR', "vector", 3),
                 4: ('QUATERNION', "value", 4)}
 _FOREACH_KEY = {'FLOAT': "value", 'FLOAT2': "vector", 'FLOAT_VECTOR': "vector",
-                'QUATERNION': "value", 'FLOAT4X4': "value", 'INT': "value"}
+                'QUATERNION': "value", 'FLOAT4X4': "value", 'INT': "value", 'FLOAT_COLOR': "color"}
 _CACHE_SIZE = 8
 _identity_cache: "OrderedDict[str, object]" = OrderedDict()
 _model_cache: dict[str, object] = {}

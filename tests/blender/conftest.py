@@ -33,11 +33,19 @@ TEST_GAUSSIANS = 5000
 
 
 def _repo_dir() -> pathlib.Path:
-    repo = _SESSION_DIR / "extensions"
+    """A folder holding ``gaussian_heads`` -> the checkout. Its path is stable across sessions
+    (keyed by the checkout's path) so numba's on-disk cache, keyed by source path, stays valid."""
+    import hashlib
+
+    key = hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:12]
+    repo = pathlib.Path(tempfile.gettempdir()) / f"gaussian_heads_dev_ext_{key}"
     link = repo / EXTENSION_ID
-    if not link.exists():
+    if not link.is_symlink():
         repo.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(REPO_ROOT, target_is_directory=True)
+        try:
+            link.symlink_to(REPO_ROOT, target_is_directory=True)
+        except FileExistsError:  # another session made it meanwhile
+            pass
     return repo
 
 
@@ -136,6 +144,7 @@ def setup_camera_scene(size: int = 128, distance: float = 0.6, transparent: bool
     scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = transparent
+    scene.render.dither_intensity = 0.0          # no noise in 8-bit outputs: exact comparisons
     scene.render.image_settings.file_format = 'PNG'
     scene.render.image_settings.color_mode = 'RGBA'
     scene.view_settings.view_transform = 'Standard'
