@@ -504,3 +504,16 @@ def test_live_link_writer_converts_what_it_can(tmp_path):
     q = quat_mul(axis_angle_to_quat(s.global_rot), axis_angle_to_quat(s.neck))
     qr = axis_angle_to_quat(r.global_rot)
     assert np.all(np.abs(np.sum(q * qr, axis=1)) > 1 - 1e-6)
+
+
+def test_nerf_export_without_timestep_index(tmp_path):
+    root = tmp_path / "export"
+    per, _ = _nerf_folder(root, steps=(0, 1, 2), cams=2)
+    for name in ("transforms_train.json", "transforms_val.json"):
+        doc = json.loads((root / name).read_text())
+        for fr in doc["frames"]:
+            del fr["timestep_index"]
+        (root / name).write_text(json.dumps(doc))
+    s = read_any(root)
+    assert s.n_frames == 3
+    np.testing.assert_array_equal(s.expr[2], per[2]["expr"][0])

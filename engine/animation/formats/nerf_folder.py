@@ -9,7 +9,8 @@ Layout::
       canonical_flame_param.npz   identity shape (and static offsets), optional
 
 Several cameras share one timestep, so frames are de-duplicated by ``timestep_index`` and sorted
-by it. A timestep missing from the indices is filled by interpolation (the sequence stays on a
+by it (an export without timestep indices is ordered by the first appearance of each per-frame
+file). A timestep missing from the indices is filled by interpolation (the sequence stays on a
 uniform grid). The frame rate is the JSON's ``fps`` when present, else ``DEFAULT_FPS``.
 """
 
@@ -55,6 +56,7 @@ def read_nerf_folder(path: str | os.PathLike) -> ParamSequence:
     if not files:
         raise InputFileError(path, "holds no transforms*.json file")
     by_step: dict[int, str] = {}
+    unindexed: list[str] = []  # frames without timestep_index: ordered by first appearance of their file
     fps = None
     for jf in files:
         data = _read_json(jf)
@@ -63,12 +65,20 @@ def read_nerf_folder(path: str | os.PathLike) -> ParamSequence:
         for i, frame in enumerate(data["frames"]):
             if not isinstance(frame, dict) or "flame_param_path" not in frame:
                 raise InputFileError(jf, f"frame {i} has no 'flame_param_path'")
-            step = frame.get("timestep_index", i)
-            if not isinstance(step, int):
-                raise InputFileError(jf, f"frame {i} has a non-integer 'timestep_index' {step!r}")
             rel = str(frame["flame_param_path"])
             full = os.path.normpath(os.path.join(os.path.dirname(jf), rel))
+            if "timestep_index" not in frame:
+                if full not in unindexed:
+                    unindexed.append(full)
+                continue
+            step = frame["timestep_index"]
+            if not isinstance(step, int) or isinstance(step, bool):
+                raise InputFileError(jf, f"frame {i} has a non-integer 'timestep_index' {step!r}")
             by_step.setdefault(step, full)
+    if unindexed:
+        if by_step:
+            raise InputFileError(path, "some frames have a 'timestep_index' and some do not")
+        by_step = dict(enumerate(unindexed))
     if not by_step:
         raise InputFileError(path, "lists no frames")
     steps = sorted(by_step)
