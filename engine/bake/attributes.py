@@ -73,7 +73,7 @@ def attribute_values(gaussians: GaussianSet, name: str) -> np.ndarray:
 
 
 def residual_row(posed: GaussianSet, neutral_values: np.ndarray, name: str) -> np.ndarray:
-    """Posed-minus-neutral of one attribute, flattened: [N·d] float32.
+    """Posed-minus-neutral of one attribute, flattened: [N·d] float32 (readable reference).
 
     neutral_values [N, d] = ``attribute_values(neutral, name)``. Rotations are sign-aligned to the
     neutral first (q and -q are the same rotation; the residual must not jump by 2q).
@@ -86,6 +86,33 @@ def residual_row(posed: GaussianSet, neutral_values: np.ndarray, name: str) -> n
         sign = np.where((values * neutral_values).sum(1, keepdims=True) < 0, -1.0, 1.0).astype(np.float32)
         values = values * sign
     return (values - neutral_values).astype(np.float32, copy=False).reshape(-1)
+
+
+def residual_into(posed: GaussianSet, neutral_values: np.ndarray, name: str, out: np.ndarray) -> None:
+    """Fast twin of ``residual_row`` writing into ``out`` [N·d] float32 (no temporaries of size N·d
+    beyond one for rotations). Tests hold the two equal."""
+    n, d = neutral_values.shape
+    if len(posed) != n:
+        raise GaussianHeadsError(f"posed set has {len(posed)} Gaussians, the neutral {n}: "
+                                 "the identity changed its Gaussian count between poses")
+    target = out.reshape(n, d)
+    if name == "xyz":
+        np.subtract(posed.means, neutral_values, out=target)
+    elif name == "scale":
+        np.subtract(posed.log_scales, neutral_values, out=target)
+    elif name == "opacity":
+        np.subtract(posed.opacity_logits, neutral_values[:, 0], out=target[:, 0])
+    elif name == "color":
+        np.subtract(posed.sh[:, 0, :], neutral_values, out=target)
+    elif name == "rotation":
+        q = posed.quats
+        norm = np.sqrt(np.einsum("ij,ij->i", q, q))
+        dot = np.einsum("ij,ij->i", q, neutral_values)
+        factor = np.copysign(1.0 / np.maximum(norm, 1e-12), dot).astype(np.float32)
+        np.multiply(q, factor[:, None], out=target)
+        target -= neutral_values
+    else:
+        raise GaussianHeadsError(f"unknown attribute '{name}'")
 
 
 def attribute_dims(names) -> list[int]:

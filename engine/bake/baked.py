@@ -84,6 +84,8 @@ class BakedIdentity:
     config       BakeConfig used; report: BakeReport or None; meta: extra JSON (model name, space)
     model        the HeadModel when known (None after ``load`` unless passed in)
     mlp_backend  "auto" (onnxruntime if importable, else numpy), "onnxruntime" or "numpy"
+    blend_backend "auto" (int8 if numba imports, else numpy), "int8" / "float32" (fused numba
+                 kernel, ``blend_kernel``) or "numpy" (BLAS mat-vecs; the reference)
     """
 
     neutral: GaussianSet
@@ -100,6 +102,7 @@ class BakedIdentity:
     meta: dict = field(default_factory=dict)
     model: HeadModel | None = None
     mlp_backend: str = "auto"
+    blend_backend: str = "auto"
 
     def __post_init__(self) -> None:
         self.attributes = tuple(self.attributes)
@@ -143,8 +146,10 @@ class BakedIdentity:
                                      f"{self._k * len(self.attributes)}")
         if self.mlp_backend not in ("auto", "onnxruntime", "numpy"):
             raise GaussianHeadsError(f"unknown MLP backend '{self.mlp_backend}'")
+        if self.blend_backend not in ("auto", "int8", "float32", "numpy"):
+            raise GaussianHeadsError(f"unknown blend backend '{self.blend_backend}'")
         self._session = None
-        self._buffers = None
+        self._tables: dict[str, tuple] = {}
 
     # -- Identity protocol ------------------------------------------------------------------------
     @property
@@ -211,15 +216,59 @@ class BakedIdentity:
         m = np.eye(4) if rigid is None else np.asarray(rigid, np.float64)
         return self.blend(c, m, m)
 
+    def resolved_blend_backend(self) -> str:
+        if self.blend_backend != "auto":
+            return self.blend_backend
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return "numpy"
+        return "int8"
+
     def blend(self, c: np.ndarray, m_root: np.ndarray | None = None, m_neck: np.ndarray | None = None) -> GaussianSet:
         """Coefficients [A·K] (+ root and neck transforms [4, 4]) -> GaussianSet (N).
 
         Each Gaussian i follows (1 − w_i)·M_root + w_i·M_neck (w = ``neck_weights``); when the two
         transforms agree (no neck rotation) or every w_i = 1 this is one rigid transform.
+        Runs on ``blend_backend`` (fused numba kernel or ``blend_numpy``).
         """
         c = np.asarray(c, np.float32)
         if c.shape != (self._k * len(self.attributes),):
             raise GaussianHeadsError(f"blend coefficients have shape {c.shape}, expected ({self._k * len(self.attributes)},)")
+        backend = self.resolved_blend_backend()
+        if backend == "numpy":
+            return self.blend_numpy(c, m_root, m_neck)
+        from . import blend_kernel
+
+        if backend not in self._tables:
+            self._tables = {backend: blend_kernel.build_tables(self.bases, self.attributes, len(self.neutral), self._k,
+                                                               quantise=backend == "int8")
+                            + (blend_kernel.neutral_table(self.neutral, self.attributes),)}
+        table, scale, chan_attr, neutral = self._tables[backend]
+        m_root = np.eye(4) if m_root is None else np.asarray(m_root, np.float64)
+        m_neck = m_root if m_neck is None else np.asarray(m_neck, np.float64)
+        if self._all_neck:
+            m_root = m_neck
+        q_root, q_neck = matrix_to_quat(m_root[:3, :3]), matrix_to_quat(m_neck[:3, :3])
+        if float(q_root @ q_neck) < 0:
+            q_neck = -q_neck
+        if np.abs(m_root - m_neck).max() >= 1e-12:
+            mode = 2
+        else:
+            mode = 0 if is_identity_transform(m_root) else 1
+        means, log_scales, quats, logits, colour = blend_kernel.blend(
+            c.reshape(len(self.attributes), self._k), table, scale, chan_attr, neutral, self.neck_weights, mode,
+            (m_root[:3, :3], m_root[:3, 3], q_root, m_neck[:3, :3], m_neck[:3, 3], q_neck))
+        sh = self.neutral.sh
+        if colour is not None:
+            sh = sh.copy()
+            sh[:, 0, :] = colour
+        return GaussianSet(means, log_scales, quats, logits, sh)
+
+    def blend_numpy(self, c: np.ndarray, m_root: np.ndarray | None = None,
+                    m_neck: np.ndarray | None = None) -> GaussianSet:
+        """numpy twin of ``blend`` (float32 BLAS mat-vecs then vectorised post-processing)."""
+        c = np.asarray(c, np.float32)
         k, n = self._k, len(self.neutral)
         nt = self.neutral
         resid = {}
