@@ -32,7 +32,7 @@ def test_batched_source_equals_posing_one_by_one(builtin_identity):
         posed = ident.pose(inputs_to_params(inputs[i], ident.shape, ident.model.n_expr))
         for a, name in enumerate(ATTRS):
             ref = residual_row(posed, attribute_values(neutral, name), name)
-            np.testing.assert_allclose(rows[a][i - 2], ref, atol=1e-5, err_msg=name)  # float32 LBS sums
+            np.testing.assert_allclose(rows[a][i - 2], ref, atol=5e-5, err_msg=name)  # float32 LBS sums, small faces
 
 
 def test_fast_residuals_equal_reference(builtin_identity):
