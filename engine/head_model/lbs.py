@@ -91,6 +91,34 @@ def shape_vertices(model: HeadModel, shape: np.ndarray) -> np.ndarray:
     return model.v_template + (model.shapedirs.reshape(v * 3, -1) @ shape).reshape(v, 3)
 
 
+class _Prepared:
+    """Per-model arrays laid out for speed (cached on the model; the model is treated as read-only)."""
+
+    def __init__(self, model: HeadModel):
+        n_v = model.v_template.shape[0]
+        self.key = (id(model.v_template), id(model.shapedirs), id(model.exprdirs), id(model.j_regressor),
+                    id(model.weights), id(model.posedirs))
+        dirs = np.concatenate([model.shapedirs, model.exprdirs], axis=2).astype(np.float32)   # [V, 3, S+E]
+        self.dirs_t = np.ascontiguousarray(dirs.reshape(n_v * 3, -1).T)                        # [S+E, V*3]
+        self.v_flat = np.ascontiguousarray(model.v_template, np.float32).reshape(-1)
+        jr = model.j_regressor.astype(np.float64)
+        self.joint_template = (jr @ model.v_template).astype(np.float32)                       # [J, 3]
+        self.joint_dirs = np.einsum("jv,vce->ejc", jr, dirs).reshape(dirs.shape[2], -1).astype(np.float32)
+        self.weights = np.ascontiguousarray(model.weights, np.float32)
+        self.posedirs_t = None if model.posedirs is None else np.ascontiguousarray(
+            model.posedirs.reshape(n_v * 3, -1).T.astype(np.float32))                          # [P, V*3]
+
+
+def _prepared(model: HeadModel) -> _Prepared:
+    prep = model.__dict__.get("_lbs_prepared")
+    key = (id(model.v_template), id(model.shapedirs), id(model.exprdirs), id(model.j_regressor),
+           id(model.weights), id(model.posedirs))
+    if prep is None or prep.key != key:
+        prep = _Prepared(model)
+        model.__dict__["_lbs_prepared"] = prep
+    return prep
+
+
 def forward(model: HeadModel, params: HeadParams) -> HeadPose:
     """Pose the head model.
 
@@ -104,19 +132,18 @@ def forward(model: HeadModel, params: HeadParams) -> HeadPose:
     if n_j != N_JOINTS:
         raise GaussianHeadsError(f"head model has {n_j} joints, expected {N_JOINTS}")
 
-    # blendshapes: [V*3, S] @ [S, B] -> [B, V, 3]
-    offs = model.shapedirs.reshape(n_v * 3, -1) @ p["shape"].T
-    offs += model.exprdirs.reshape(n_v * 3, -1) @ p["expr"].T
-    v_shaped = model.v_template[None] + offs.T.reshape(n_b, n_v, 3)
-
-    joints = np.einsum("jv,bvc->bjc", model.j_regressor, v_shaped, optimize=True)     # [B, J, 3]
+    prep = _prepared(model)
+    coeffs = np.concatenate([p["shape"], p["expr"]], axis=1)                           # [B, S+E]
+    # blendshapes and joints (joints are linear in the coefficients: J_regressor · v_shaped)
+    v_shaped = (coeffs @ prep.dirs_t + prep.v_flat).reshape(n_b, n_v, 3)
+    joints = (coeffs @ prep.joint_dirs).reshape(n_b, n_j, 3) + prep.joint_template    # [B, J, 3]
     pose = np.concatenate([p["global_rot"][:, None], p["neck"][:, None], p["jaw"][:, None], p["eyes"]],
                           axis=1)                                                       # [B, J, 3]
     rot = rodrigues(pose)                                                               # [B, J, 3, 3]
 
     if model.posedirs is not None:
         feat = (rot[:, 1:] - np.eye(3, dtype=np.float32)).reshape(n_b, -1)              # [B, (J-1)*9]
-        v_posed = v_shaped + (model.posedirs.reshape(n_v * 3, -1) @ feat.T).T.reshape(n_b, n_v, 3)
+        v_posed = v_shaped + (feat @ prep.posedirs_t).reshape(n_b, n_v, 3)
     else:
         v_posed = v_shaped
 
@@ -136,7 +163,7 @@ def forward(model: HeadModel, params: HeadParams) -> HeadPose:
     # skinning transforms A_j = G_j [I | -J_j], blended per vertex: [B, V, 12]
     skin = world[:, :, :3, :].copy()
     skin[..., 3] -= np.einsum("bjik,bjk->bji", world[:, :, :3, :3], joints)
-    blend = (model.weights @ skin.reshape(n_b, n_j, 12)).reshape(n_b, n_v, 3, 4)
+    blend = (prep.weights @ skin.reshape(n_b, n_j, 12)).reshape(n_b, n_v, 3, 4)
     verts = np.einsum("bvik,bvk->bvi", blend[..., :3], v_posed) + blend[..., 3]
 
     trans = p["translation"]
