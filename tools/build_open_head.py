@@ -48,7 +48,7 @@ from engine.head_model.storage import model_to_arrays, save_npz  # noqa: E402
 SEED = 20261121
 N_SAMPLES = 4000          # random MakeHuman people for the identity PCA
 N_SHAPE = 40              # identity components kept
-LOCAL_SIGMA = 0.35        # std of local modifier values (clipped to [-1, 1])
+LOCAL_SIGMA = 0.25        # std of local modifier values (clipped to [-1, 1])
 ASYM_SIGMA = 0.08         # left/right asymmetry added to sided modifiers
 WEIGHT_MIN = 0.02         # LBS weights below this are dropped (rows renormalised)
 HEAD_SCALE_SD = 0.045     # target std of overall head size (relative); MakeHuman's macros vary it far more

@@ -2,10 +2,11 @@
 
     .venv/bin/python tools/render_mesh_sheet.py [--model open|PATH] [--out docs/open_head_contact_sheet.png]
 
-Rows: front view, profile (seen from the subject's left). Columns: neutral, jawOpen, jaw pose
-(0.35 rad about +X), mouthSmileLeft+Right, eyeBlinkLeft (left lid only), eye pose (both eyes
-turned to the subject's left), and random identities beta ~ N(0, I) (seeds 1..4). Regions are
-tinted with the model's masks so they can be checked too.
+Rows 1-2 (front, then profile seen from the subject's left): neutral, jawOpen=1, jaw pose
+(0.35 rad about +X), mouthSmileLeft+Right, eyeBlinkLeft=1 (left lid only), eye pose (both eyes
+turned to the subject's left). Rows 3-4: random identities beta ~ N(0, I) (seeds 1..6). Regions
+are tinted with the model's masks (lips, lids, brows, irises, hair cap ...) so they can be
+checked too.
 """
 
 from __future__ import annotations
@@ -129,22 +130,25 @@ def main(argv=None) -> int:
             ("smile L+R", params(mouthSmileLeft=1.0, mouthSmileRight=1.0)),
             ("eyeBlinkLeft=1", params(eyeBlinkLeft=1.0)),
             ("eyes to subj. left", params(eyes=[[0, 0.4, 0], [0, 0.4, 0]]))]
-    for seed in range(1, 5):
+    for seed in range(1, 7):
         beta = np.random.default_rng(seed).standard_normal(model.n_shape).astype(np.float32)
         cols.append((f"identity seed {seed}", params(shape=beta)))
     colours = vertex_colours(model)
     centre = model.v_template.mean(0)
-    half = 0.58 * float(np.ptp(model.v_template, axis=0).max())
+    half = 0.6 * float(np.ptp(model.v_template, axis=0).max())
     size = args.size
     label_h = 18
-    sheet = Image.new("RGB", (size * len(cols), (size + label_h) * 2), (255, 255, 255))
+    per_row = 6
+    n_rows = 2 * ((len(cols) + per_row - 1) // per_row)
+    sheet = Image.new("RGB", (size * per_row, (size + label_h) * n_rows), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    for c, (label, p) in enumerate(cols):
+    for i, (label, p) in enumerate(cols):
         verts = forward(model, p).vertices
+        c, block = i % per_row, i // per_row
         for r, view in enumerate(("front", "profile")):
             img = render_view(verts, model.faces, colours, view, size, centre, half)
             tile = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
-            y = r * (size + label_h)
+            y = (2 * block + r) * (size + label_h)
             sheet.paste(tile, (c * size, y + label_h))
             draw.text((c * size + 4, y + 3), f"{label} ({view})", fill=(0, 0, 0))
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
