@@ -79,6 +79,8 @@ class SafeUnpickler(pickle.Unpickler):
             return getattr(importlib.import_module(module), name)
         if (module, name) == ("copyreg", "_reconstructor") or (module, name) == ("copy_reg", "_reconstructor"):
             return _safe_reconstructor
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode                # how protocol-2 pickles from Python 3 spell bytes
         if module in ("builtins", "__builtin__") and name in ("object", "set", "frozenset"):
             return {"object": object, "set": set, "frozenset": frozenset}[name]   # chumpy state holds sets
         if module == "chumpy" or module.startswith("chumpy."):
@@ -87,6 +89,13 @@ class SafeUnpickler(pickle.Unpickler):
             return _record_class(module, name, "sparse")
         raise InputFileError(self.path, f"refusing to load: the pickle asks for '{module}.{name}', which a "
                                         "FLAME model never needs (possibly a malicious file)")
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` restricted to the one use pickles make of it (str -> latin-1 bytes)."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError("refusing _codecs.encode with an unexpected encoding")
+    return text.encode("latin1")
 
 
 def _safe_reconstructor(cls, base, state):
