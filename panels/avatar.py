@@ -43,19 +43,22 @@ class GAUSSIAN_HEADS_UL_expression(bpy.types.UIList):
         layout.prop(self, "group", text="Group")
 
     def filter_items(self, context, data, propname):
+        import fnmatch
+
         channels = getattr(data, propname)
-        helper = bpy.types.UI_UL_list
-        flags = helper.filter_items_by_name(self.filter_name, self.bitflag_filter_item, channels, "name")
-        if not flags:
-            flags = [self.bitflag_filter_item] * len(channels)
-        if self.group != 'ALL':
-            wanted = self.group.lower()
-            flags = [f if c.group == wanted else 0 for f, c in zip(flags, channels)]
+        text = self.filter_name.strip().lower()
+        pattern = text if any(c in text for c in "*?[") else f"*{text}*"
+        group = self.group.lower()
+        flags = []
+        invert = bool(getattr(self, "use_filter_invert", False)) and bool(text)
+        for channel in channels:
+            name_ok = not text or fnmatch.fnmatchcase(channel.name.lower(), pattern)
+            shown = (name_ok != invert) and (group == "all" or channel.group == group)
+            flags.append(self.bitflag_filter_item if shown else 0)
         rank = {g: i for i, g in enumerate(CHANNEL_GROUPS)}
-        order_keys = sorted(range(len(channels)),
-                            key=lambda i: (rank.get(channels[i].group, len(rank)), i))
+        by_group = sorted(range(len(channels)), key=lambda i: (rank.get(channels[i].group, len(rank)), i))
         order = [0] * len(channels)
-        for position, i in enumerate(order_keys):
+        for position, i in enumerate(by_group):
             order[i] = position
         return flags, order
 
@@ -226,6 +229,22 @@ class GAUSSIAN_HEADS_PT_object(bpy.types.Panel):
                                   "expr_index", rows=5)
 
 
+class GAUSSIAN_HEADS_PT_object_bake(bpy.types.Panel):
+    bl_space_type = 'PROPERTIES'
+    bl_region_type = 'WINDOW'
+    bl_context = "object"
+    bl_label = "Bake"
+    bl_parent_id = "GAUSSIAN_HEADS_PT_object"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+    def draw(self, context):
+        draw_bake(self.layout, active_avatar(context))
+
+
 class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
     bl_space_type = 'PROPERTIES'
     bl_region_type = 'WINDOW'
@@ -233,6 +252,10 @@ class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
     bl_label = "Pose"
     bl_parent_id = "GAUSSIAN_HEADS_PT_object"
     bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
 
     def draw(self, context):
         layout = self.layout
@@ -245,5 +268,6 @@ class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
 
 classes = (GAUSSIAN_HEADS_UL_expression, GAUSSIAN_HEADS_PT_sample, GAUSSIAN_HEADS_PT_sample_shape,
            GAUSSIAN_HEADS_PT_gallery, GAUSSIAN_HEADS_PT_expression, GAUSSIAN_HEADS_PT_pose,
-           GAUSSIAN_HEADS_PT_avatar, GAUSSIAN_HEADS_PT_bake, GAUSSIAN_HEADS_PT_object, GAUSSIAN_HEADS_PT_object_pose)
+           GAUSSIAN_HEADS_PT_avatar, GAUSSIAN_HEADS_PT_bake, GAUSSIAN_HEADS_PT_object, GAUSSIAN_HEADS_PT_object_pose,
+           GAUSSIAN_HEADS_PT_object_bake)
 register, unregister = bpy.utils.register_classes_factory(classes)

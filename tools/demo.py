@@ -78,7 +78,7 @@ def keyframe_clip(obj, seq, first_frame: int = 1) -> None:
                            f"{obj.name}.demo")
 
 
-def frame_camera(scene, obj, size: int, fill: float = 0.8):
+def frame_camera(scene, obj, size: int, fill: float = 0.72):
     """A camera in front of the avatar (looking along +Y) framing its stored points."""
     import bpy
     import mathutils
