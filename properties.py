@@ -43,24 +43,59 @@ def _tag_scene_changed(self, context):
     _tag_avatar_changed(self, context)
 
 
+#: Soft range of every expression slider: the union of the ``expr_range`` of the head models of
+#: the avatars in the file (the open model's ARKit channels: 0..1). RNA has one soft range per
+#: property, not per collection item, so it is widened (never narrowed) as models appear.
+_expr_soft_range = [0.0, 1.0]
+EXPR_HARD_LIMIT = 10.0
+
+
+def _expr_value_property(soft_min: float, soft_max: float):
+    return FloatProperty(
+        name="Value", description="Expression channel weight (keyframeable)",
+        default=0.0, min=-EXPR_HARD_LIMIT, max=EXPR_HARD_LIMIT, soft_min=soft_min, soft_max=soft_max,
+        step=1, precision=3, options={'ANIMATABLE', 'LIBRARY_EDITABLE'}, update=_tag_avatar_changed)
+
+
 class GaussianHeadsExprChannel(bpy.types.PropertyGroup):
     """One expression channel: ``name`` is the head model's channel name, ``value`` its weight.
 
-    RNA gives a property one soft range for all items, so the model's per-channel range is kept in
-    ``range_min``/``range_max`` (used by the UI list, Reset and Mirror); ``value`` itself allows
-    the union of the ranges of the supported models (ARKit 0..1, FLAME about -3..3).
+    The model's own range of the channel is kept in ``range_min``/``range_max``; the slider's
+    soft range is the union over the file's models (see ``widen_expression_range``).
     """
 
     # ``name`` is inherited from PropertyGroup (and is what UIList filter_name matches).
-    value: FloatProperty(
-        name="Value", description="Expression channel weight (keyframeable)",
-        default=0.0, min=-10.0, max=10.0, soft_min=-1.0, soft_max=1.0, step=1, precision=3,
-        options={'ANIMATABLE', 'LIBRARY_EDITABLE'}, update=_tag_avatar_changed)
+    value: _expr_value_property(0.0, 1.0)
     range_min: FloatProperty(name="Range Min", default=0.0, options=set())
     range_max: FloatProperty(name="Range Max", default=1.0, options=set())
     group: StringProperty(
         name="Group", description="UI group: eyes, brows, mouth, jaw, cheeks, nose or other",
         default="other", options=set())
+
+
+def widen_expression_range(low: float, high: float) -> bool:
+    """Make the expression sliders' soft range cover [low, high] (re-defines the RNA property;
+    stored values and F-curves are untouched). Returns True when it changed."""
+    lo = max(-EXPR_HARD_LIMIT, min(_expr_soft_range[0], float(low)))
+    hi = min(EXPR_HARD_LIMIT, max(_expr_soft_range[1], float(high)))
+    if (lo, hi) == tuple(_expr_soft_range):
+        return False
+    _expr_soft_range[:] = [lo, hi]
+    GaussianHeadsExprChannel.value = _expr_value_property(lo, hi)
+    return True
+
+
+def expression_soft_range() -> tuple[float, float]:
+    return tuple(_expr_soft_range)
+
+
+@bpy.app.handlers.persistent
+def _fit_ranges_after_load(*_args):
+    """After a file loads: cover the channel ranges of its avatars."""
+    for obj in bpy.data.objects:
+        props = getattr(obj, "gaussian_heads", None)
+        if props is not None and props.is_avatar and len(props.expr):
+            widen_expression_range(min(c.range_min for c in props.expr), max(c.range_max for c in props.expr))
 
 
 class GaussianHeadsObjectProperties(bpy.types.PropertyGroup):
@@ -209,12 +244,15 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(clas
 
 def register():
     _register_classes()
+    bpy.app.handlers.load_post.append(_fit_ranges_after_load)
     bpy.types.Object.gaussian_heads = PointerProperty(type=GaussianHeadsObjectProperties)
     bpy.types.Scene.gaussian_heads = PointerProperty(type=GaussianHeadsSceneProperties)
     bpy.types.PointCloud.gaussian_heads = PointerProperty(type=GaussianHeadsPointCloudProperties)
 
 
 def unregister():
+    if _fit_ranges_after_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_fit_ranges_after_load)
     del bpy.types.PointCloud.gaussian_heads
     del bpy.types.Scene.gaussian_heads
     del bpy.types.Object.gaussian_heads

@@ -15,7 +15,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProp
 
 from ..engine.errors import GaussianHeadsError
 from ..engine.scene_render import channel_group, mirrored_values
-from ..properties import MAX_SHAPE
+from ..properties import MAX_SHAPE, widen_expression_range
 from . import storage
 
 SOURCE_ITEMS = (('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
@@ -99,6 +99,8 @@ def fill_avatar_properties(obj, identity, settings: SampleSettings, model_spec: 
         else:
             channel.range_min, channel.range_max = -1.0, 1.0
     props.expr_index = 0
+    if len(props.expr):
+        widen_expression_range(min(c.range_min for c in props.expr), max(c.range_max for c in props.expr))
     shape = np.zeros(MAX_SHAPE, np.float32)
     used = min(MAX_SHAPE, int(np.asarray(identity.shape).shape[0]))
     shape[:used] = np.asarray(identity.shape, np.float32)[:used]

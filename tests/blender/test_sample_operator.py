@@ -143,3 +143,17 @@ def test_gallery_thumbnails_cached_in_user_folder(gh, helpers):
     mtimes = [os.path.getmtime(os.path.join(folder, f)) for f in files]
     assert bpy.ops.gaussian_heads.build_gallery() == {'FINISHED'}
     assert mtimes == [os.path.getmtime(os.path.join(folder, f)) for f in files]
+
+
+def test_expression_soft_range_follows_the_models(gh, helpers, avatar):
+    properties = helpers.addon("properties")
+    rna = avatar.gaussian_heads.expr[0].bl_rna.properties["value"]
+    assert (rna.soft_min, rna.soft_max) == (0.0, 1.0)            # the open model's ARKit range
+    ranges = {(c.range_min, c.range_max) for c in avatar.gaussian_heads.expr}
+    assert ranges == {(0.0, 1.0)}
+    avatar.gaussian_heads.expr[0].value = 0.4
+    assert properties.widen_expression_range(-3.0, 3.0)          # e.g. a FLAME avatar appears
+    rna = avatar.gaussian_heads.expr[0].bl_rna.properties["value"]
+    assert (rna.soft_min, rna.soft_max) == (-3.0, 3.0)
+    assert avatar.gaussian_heads.expr[0].value == pytest.approx(0.4)
+    assert not properties.widen_expression_range(0.0, 1.0)       # never narrowed

@@ -106,3 +106,40 @@ def test_viewport_background_is_world_colour(gh, helpers):
                                   settings=sr.RenderSettings(backend="cpu"), background=(0.2, 0.3, 0.4))
     px = frame.pixels.reshape(32, 32, 4)
     assert np.allclose(px[..., :3], (0.2, 0.3, 0.4), atol=2e-3) and np.all(px[..., 3] == 1.0)
+
+
+def test_engine_view_update_and_view_draw_up_to_the_gpu_call(gh, helpers, avatar, monkeypatch):
+    """view_update poses the avatars, view_draw hands a reduced then a refined frame to the
+    texture upload (replaced here: the gpu module cannot draw headless)."""
+    import types
+
+    render_engine = helpers.addon("render_engine")
+    sr = helpers.addon("engine.scene_render")
+    cam = helpers.setup_camera_scene(64, distance=0.7)
+    scene = bpy.context.scene
+    scene.gaussian_heads.viewport_scale = 0.25
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    now = [0.0]
+    engine = types.SimpleNamespace(_viewport=sr.ViewportRenderer(clock=lambda: now[0]), _viewport_error="",
+                                   _refine_timer=None, scheduled=0)
+    engine._schedule_refine = lambda: setattr(engine, "scheduled", engine.scheduled + 1)
+    drawn = []
+    monkeypatch.setattr(render_engine, "_draw_pixels", lambda eng, sc, frame, w, h: drawn.append((frame, w, h)))
+
+    cls = render_engine.GaussianHeadsRenderEngine
+    cls.view_update(engine, bpy.context, depsgraph)
+    assert engine._viewport_error == ""
+    assert len(engine._viewport.gaussians) == len(avatar.data.points)
+
+    view, window = _view_of_camera(cam, scene, 120, 80)
+    context = types.SimpleNamespace(region=types.SimpleNamespace(width=120, height=80),
+                                    region_data=types.SimpleNamespace(view_matrix=view, window_matrix=window))
+    cls.view_draw(engine, context, depsgraph)
+    frame, w, h = drawn[-1]
+    assert (frame.width, frame.height, w, h) == (30, 20, 120, 80) and engine.scheduled == 1
+    now[0] += 1.0                                   # the refine timer fired after the view settled
+    cls.view_draw(engine, context, depsgraph)
+    frame, w, h = drawn[-1]
+    assert (frame.width, frame.height) == (120, 80) and frame.refined and engine.scheduled == 1
+    px = frame.pixels.reshape(80, 120, 4)
+    assert px[..., 3].max() == 1.0 and px[40, 60, :3].sum() > 0.05     # the face, over the world
