@@ -2,7 +2,8 @@
 
 Supported: ``generic_model.pkl`` (FLAME 2020), ``flame2023.pkl`` / ``flame2023_no_jaw.pkl``,
 FLAME 2023 Open pickles, and ``.npz`` conversions (FLAME key names, or our own head-model layout,
-see :mod:`.storage`). Optional UVs from ``head_template_mesh.obj`` or ``FLAME_texture.npz``.
+see :mod:`.storage`). Optional UVs from ``head_template_mesh.obj`` or ``FLAME_texture.npz``; region
+masks from a ``FLAME_masks.pkl`` lying next to the model file.
 
 Pickles are read by :class:`SafeUnpickler`: only numpy's array/dtype reconstruction helpers are
 real; chumpy objects and scipy sparse matrices are replaced by inert records of their pickled
@@ -316,6 +317,33 @@ def add_uvs(model: HeadModel, uv_path: str | os.PathLike) -> HeadModel:
     return model
 
 
+# FLAME_masks.pkl region names -> ours
+FLAME_MASK_REGIONS = {
+    "face": ("face",), "lips": ("lips",), "eyes": ("left_eyeball", "right_eyeball"),
+    "ears": ("left_ear", "right_ear"), "scalp": ("scalp",), "neck": ("neck",), "nose": ("nose",),
+}
+
+
+def add_flame_masks(model: HeadModel, masks_path: str | os.PathLike) -> HeadModel:
+    """Region masks from FLAME's ``FLAME_masks.pkl`` (dict of vertex-index arrays) into ``model.masks``."""
+    masks_path = os.fspath(masks_path)
+    data = read_pickle(masks_path)
+    out = {}
+    for region, names in FLAME_MASK_REGIONS.items():
+        present = [n for n in names if n in data]
+        if not present:
+            continue
+        mask = np.zeros(model.n_vertices, bool)
+        for n in present:
+            idx = np.asarray(_to_array(data[n], masks_path, n)).astype(np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= model.n_vertices):
+                raise InputFileError(masks_path, f"mask '{n}' indexes vertices outside 0..{model.n_vertices - 1}")
+            mask[idx] = True
+        out[region] = mask
+    model.masks = out
+    return model
+
+
 def load_flame(path: str | os.PathLike, uv_path: str | os.PathLike | None = None) -> HeadModel:
     """A FLAME ``.pkl`` or ``.npz`` -> HeadModel (expr_space "flame", expr_names psi00..).
 
@@ -341,7 +369,11 @@ def load_flame(path: str | os.PathLike, uv_path: str | os.PathLike | None = None
         raise InputFileError(path, "neither a FLAME pickle nor an .npz file")
     if uv_path is not None:
         add_uvs(model, uv_path)
+    masks_path = os.path.join(os.path.dirname(os.path.abspath(path)), "FLAME_masks.pkl")
+    if not model.masks and os.path.isfile(masks_path):
+        add_flame_masks(model, masks_path)
     return model
 
 
-__all__ = ["SafeUnpickler", "load_flame", "add_uvs", "read_pickle", "flame_dict_to_model", "GaussianHeadsError"]
+__all__ = ["SafeUnpickler", "load_flame", "add_uvs", "add_flame_masks", "read_pickle", "flame_dict_to_model",
+           "GaussianHeadsError"]

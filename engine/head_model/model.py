@@ -12,8 +12,13 @@ Shapes (V vertices, F faces, S identity comps, E expression comps, J = 5 joints,
     vt          [T, 2]      UV coordinates in [0, 1]
     ft          [F, 3]      UV indices per face corner
     masks       {region: [V] bool}  regions: face, lips, eyelids, eyes, ears, scalp, neck, mouth_interior
+                (REGIONS); the open model also has eyebrows, nose, teeth, iris, pupil (EXTRA_REGIONS).
+                A FLAME model has the masks of a FLAME_masks.pkl found next to it, else none.
 
 Joint order is fixed: global (root), neck, jaw, eye_l, eye_r — FLAME's order.
+Posing: ``engine.head_model.lbs.forward`` (numpy) and ``engine.head_model.lbs_torch`` (torch).
+Loading: ``engine.head_model.load_head_model("open" | path)``. Treat a loaded model as read-only
+(the open model is cached and shared).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 
 JOINT_NAMES: tuple[str, ...] = ("global", "neck", "jaw", "eye_l", "eye_r")
 REGIONS: tuple[str, ...] = ("face", "lips", "eyelids", "eyes", "ears", "scalp", "neck", "mouth_interior")
+EXTRA_REGIONS: tuple[str, ...] = ("eyebrows", "nose", "teeth", "iris", "pupil")
 
 
 @dataclass

@@ -174,6 +174,20 @@ def test_npz_conversion_and_uvs(tmp_path):
     assert m2.expr_names == m.expr_names and m2.has_uv
 
 
+def test_flame_masks_next_to_the_model(tmp_path, fake_chumpy):
+    path = tmp_path / "generic_model.pkl"
+    write_chumpy_pickle(path, fake_chumpy)
+    masks = {"face": np.arange(10, 30), "lips": np.array([0, 1, 2]), "left_eyeball": np.arange(30, 35),
+             "right_eyeball": np.arange(35, 40), "boundary": np.array([3])}
+    (tmp_path / "FLAME_masks.pkl").write_bytes(pickle.dumps(masks, protocol=2))
+    m = load_flame(path)
+    assert m.masks["eyes"].sum() == 10 and m.masks["lips"].sum() == 3 and m.masks["face"].sum() == 20
+    assert "boundary" not in m.masks
+    (tmp_path / "FLAME_masks.pkl").write_bytes(pickle.dumps({"lips": np.array([0, 999])}, protocol=2))
+    with pytest.raises(InputFileError, match="FLAME_masks.pkl"):
+        load_flame(path)
+
+
 class _Hostile:
     def __init__(self, func, arg):
         self.func, self.arg = func, arg
