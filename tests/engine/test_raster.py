@@ -288,3 +288,15 @@ def test_gsplat_matches_reference(mode, ortho):
         ref = render(g, cam, W, H, backend="reference", mode=mode, background=(0.1, 0.2, 0.3))
         gs = render(g, cam, W, H, backend="gsplat", mode=mode, background=(0.1, 0.2, 0.3))
         assert_same(ref, gs, f"gsplat {mode} ortho={ortho}")
+
+
+def test_bench_render_prints_one_json_line_per_backend():
+    out = _run("import sys; from engine.__main__ import main; "
+               "sys.exit(main(['bench', 'render', '--gaussians', '200', '--width', '32', '--height', '24',"
+               " '--repeats', '2']))")
+    import json
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["backend"] for r in rows] == [b for b in available_backends() if b != "gsplat" or torch.cuda.is_available()]
+    for r in rows:
+        assert {"backend", "gaussians", "width", "height", "ms_median", "fps"} <= set(r)
+        assert (r["gaussians"], r["width"], r["height"]) == (200, 32, 24) and r["ms_median"] > 0 and r["fps"] > 0
