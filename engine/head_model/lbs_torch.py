@@ -43,39 +43,37 @@ class TorchHeadModel(nn.Module):
         def buf(name, array):
             self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype), persistent=False)
 
-        # Vertices are processed in a permuted order: first those bound rigidly to one joint
-        # (grouped by joint: one small matmul per joint), then the blended ones (per-vertex
-        # blended transforms). ``inverse`` restores the model's order at the end.
+        # Vertices are processed coordinate-major ([B, 3, V]). Most are bound rigidly to one joint:
+        # the joint owning the most vertices transforms the whole mesh with one [3,3] @ [3,V]
+        # matmul per frame; the other rigid groups and the blended vertices (per-vertex blended
+        # transforms) are then recomputed on their index subsets and written over it.
         w = np.asarray(model.weights, np.float64)
         rigid = w.max(axis=1) > 1.0 - 1e-6
         owner = w.argmax(axis=1)
-        order, self.segments = [], []
-        start = 0
+        counts = [int(np.sum(rigid & (owner == j))) for j in range(self.n_joints)]
+        self.main_joint = int(np.argmax(counts))
+        self.groups: list[tuple[int, str]] = []
         for j in range(self.n_joints):
             idx = np.nonzero(rigid & (owner == j))[0]
-            if len(idx):
-                order.append(idx)
-                self.segments.append((j, start, start + len(idx)))
-                start += len(idx)
-        self.blend_start = start
-        order.append(np.nonzero(~rigid)[0])
-        order = np.concatenate(order)
-        self.register_buffer("order", torch.as_tensor(order), persistent=False)
+            if j != self.main_joint and len(idx):
+                self.register_buffer(f"rigid_idx_{j}", torch.as_tensor(idx), persistent=False)
+                self.groups.append((j, f"rigid_idx_{j}"))
+        blended = np.nonzero(~rigid)[0]
+        self.n_blended = len(blended)
+        self.register_buffer("blend_idx", torch.as_tensor(blended), persistent=False)
+        buf("blend_weights", model.weights[blended].T)                                 # [J, Vb]
 
-        buf("v_template", model.v_template[order].reshape(-1))                         # [V*3]
-        # blendshape bases stored as [S+E, V*3] so a batch of coefficients is one matmul
-        dirs = np.concatenate([model.shapedirs, model.exprdirs], axis=2)[order]
-        buf("dirs", dirs.reshape(n_v * 3, -1).T)
-        buf("j_regressor", model.j_regressor[:, order])                                # [J, V]
+        buf("v_template", model.v_template.T.reshape(-1))                              # [3*V]
+        # blendshape bases stored as [S+E, 3*V] so a batch of coefficients is one matmul
+        dirs = np.concatenate([model.shapedirs, model.exprdirs], axis=2)                # [V, 3, S+E]
+        buf("dirs", dirs.transpose(2, 1, 0).reshape(dirs.shape[2], -1))
         # joints are linear in the coefficients: J = J_template + coeffs @ joint_dirs
         jr = model.j_regressor.astype(np.float64)
         buf("joint_template", (jr @ model.v_template).reshape(-1))                      # [J*3]
-        buf("joint_dirs", np.einsum("jv,vce->ejc", jr, np.concatenate([model.shapedirs, model.exprdirs],
-                                                                        axis=2)).reshape(-1, self.n_joints * 3))
-        buf("blend_weights", model.weights[order][start:])                             # [Vb, J]
+        buf("joint_dirs", np.einsum("jv,vce->ejc", jr, dirs).reshape(-1, self.n_joints * 3))
         self.has_posedirs = model.posedirs is not None
         if self.has_posedirs:
-            buf("posedirs", model.posedirs[order].reshape(n_v * 3, -1).T)              # [P, V*3]
+            buf("posedirs", model.posedirs.transpose(2, 1, 0).reshape(model.posedirs.shape[2], -1))
         self.register_buffer("faces", torch.as_tensor(model.faces.astype(np.int64)), persistent=False)
 
     def forward(self, shape: torch.Tensor, expr: torch.Tensor, global_rot: torch.Tensor, neck: torch.Tensor,
@@ -89,14 +87,14 @@ class TorchHeadModel(nn.Module):
             check_shape(name, t, (n_b,) + tail)
         dt = self.v_template.dtype
         coeffs = torch.cat([shape, expr], dim=1).to(dt)
-        v_shaped = torch.addmm(self.v_template, coeffs, self.dirs).view(n_b, self.n_vertices, 3)  # permuted order
+        v_shaped = torch.addmm(self.v_template, coeffs, self.dirs).view(n_b, 3, self.n_vertices)
         joints = torch.addmm(self.joint_template, coeffs, self.joint_dirs).view(n_b, self.n_joints, 3)
         pose = torch.cat([global_rot[:, None], neck[:, None], jaw[:, None], eyes], dim=1).to(dt)
         rot = rodrigues(pose)                                                              # [B, J, 3, 3]
         if self.has_posedirs:
             eye3 = torch.eye(3, dtype=dt, device=rot.device)
             feat = (rot[:, 1:] - eye3).reshape(n_b, -1)
-            v_posed = torch.addmm(v_shaped.reshape(n_b, -1), feat, self.posedirs).view(n_b, self.n_vertices, 3)
+            v_posed = torch.addmm(v_shaped.reshape(n_b, -1), feat, self.posedirs).view(n_b, 3, self.n_vertices)
         else:
             v_posed = v_shaped
 
@@ -113,16 +111,20 @@ class TorchHeadModel(nn.Module):
         wt = torch.stack(world_t, dim=1)                                                   # [B, J, 3]
         trans = translation.to(dt)
         skin_t = wt - (wr @ joints[..., None])[..., 0] + trans[:, None]                    # [B, J, 3]
-        verts = v_posed.new_empty((n_b, self.n_vertices, 3))
-        for j, a, b in self.segments:
-            verts.index_copy_(1, self.order[a:b], torch.baddbmm(
-                skin_t[:, j, None, :], v_posed[:, a:b], wr[:, j].transpose(1, 2)))
-        if self.blend_start < self.n_vertices:
-            skin = torch.cat([wr, skin_t[..., None]], dim=-1).reshape(n_b, self.n_joints, 12)
-            blend = (self.blend_weights @ skin).reshape(n_b, -1, 3, 4)
-            vb = v_posed[:, self.blend_start:]
-            verts.index_copy_(1, self.order[self.blend_start:],
-                              (blend[..., :3] @ vb[..., None])[..., 0] + blend[..., 3])
+        j0 = self.main_joint
+        out = torch.baddbmm(skin_t[:, j0, :, None], wr[:, j0], v_posed)                  # [B, 3, V]
+        for j, name in self.groups:
+            idx = getattr(self, name)
+            out.index_copy_(2, idx, torch.baddbmm(skin_t[:, j, :, None], wr[:, j], v_posed.index_select(2, idx)))
+        if self.n_blended:
+            skin = torch.cat([wr, skin_t[..., None]], dim=-1)                              # [B, J, 3, 4]
+            # per-vertex blended transforms, coordinate-major: [B, 12, Vb]
+            blend = (skin.reshape(n_b, self.n_joints, 12).transpose(1, 2) @ self.blend_weights)
+            blend = blend.view(n_b, 3, 4, -1)
+            x = v_posed.index_select(2, self.blend_idx)                                    # [B, 3, Vb]
+            vb = (blend[:, :, :3] * x[:, None]).sum(2) + blend[:, :, 3]                    # [B, 3, Vb]
+            out.index_copy_(2, self.blend_idx, vb)
+        verts = out.transpose(1, 2).contiguous()                                           # [B, V, 3]
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dt, device=verts.device).expand(n_b, self.n_joints, 1, 4)
         transforms = torch.cat([torch.cat([wr, (wt + trans[:, None])[..., None]], dim=-1), bottom], dim=-2)
         return verts, transforms
