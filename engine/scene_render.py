@@ -164,6 +164,18 @@ def linear_to_srgb(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+_LUT_SIZE = 65536
+_LUT = srgb_to_linear(np.arange(_LUT_SIZE, dtype=np.float32) / (_LUT_SIZE - 1))
+
+
+def srgb_to_linear_fast(c: np.ndarray) -> np.ndarray:
+    """``srgb_to_linear`` through a 16-bit table (error < 2e-5, far below 8-bit output steps;
+    a few times faster than the power law on full frames)."""
+    c = np.asarray(c, np.float32)
+    index = (np.clip(c, 0.0, 1.0) * np.float32(_LUT_SIZE - 1) + np.float32(0.5)).astype(np.uint16)
+    return _LUT[index]
+
+
 def display_to_scene_linear(rgba: np.ndarray, background: Sequence[float] | None) -> np.ndarray:
     """Rasterizer output -> Blender's Combined pass (scene-linear, premultiplied), [H, W, 4].
 
@@ -176,11 +188,11 @@ def display_to_scene_linear(rgba: np.ndarray, background: Sequence[float] | None
     out = np.empty_like(rgba)
     if background is None:
         straight = np.where(alpha > 1e-6, rgba[..., :3] / np.maximum(alpha, 1e-6), 0.0)
-        out[..., :3] = srgb_to_linear(straight) * alpha
+        out[..., :3] = srgb_to_linear_fast(straight) * alpha
         out[..., 3:] = alpha
     else:
         bg = linear_to_srgb(np.asarray(background, np.float32).reshape(3))
-        out[..., :3] = srgb_to_linear(rgba[..., :3] + (1.0 - alpha) * bg)
+        out[..., :3] = srgb_to_linear_fast(rgba[..., :3] + (1.0 - alpha) * bg)
         out[..., 3] = 1.0
     return out
 
