@@ -22,6 +22,7 @@ from ..errors import GaussianHeadsError, check_shape
 from .model import HeadModel, HeadParams
 
 N_JOINTS = 5
+CHUNK = 128          # frames per block in batched numpy forward passes
 
 
 @dataclass
@@ -127,6 +128,19 @@ def forward(model: HeadModel, params: HeadParams) -> HeadPose:
     """
     p, batched = _as_batch(params, model)
     n_b = p["shape"].shape[0]
+    if n_b > CHUNK:                     # bound the temporaries ([B, V, 12] floats) for big batches
+        parts = [_forward_batch(model, {k: a[i:i + CHUNK] for k, a in p.items()}) for i in range(0, n_b, CHUNK)]
+        return HeadPose(*(np.concatenate(f, axis=0) for f in zip(*(
+            (q.vertices, q.joints, q.transforms, q.rest_joints) for q in parts))))
+    pose = _forward_batch(model, p)
+    if not batched:
+        return HeadPose(pose.vertices[0], pose.joints[0], pose.transforms[0], pose.rest_joints[0])
+    return pose
+
+
+def _forward_batch(model: HeadModel, p: dict[str, np.ndarray]) -> HeadPose:
+    """forward() on validated, batched arrays (every field [B, ...])."""
+    n_b = p["shape"].shape[0]
     n_v = model.v_template.shape[0]
     n_j = model.parents.shape[0]
     if n_j != N_JOINTS:
@@ -170,6 +184,4 @@ def forward(model: HeadModel, params: HeadParams) -> HeadPose:
     verts += trans[:, None]
     world[:, :, :3, 3] += trans[:, None]
     posed_joints = world[:, :, :3, 3].copy()
-    if not batched:
-        return HeadPose(verts[0], posed_joints[0], world[0], joints[0])
     return HeadPose(verts, posed_joints, world, joints)
