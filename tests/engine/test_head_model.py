@@ -190,6 +190,28 @@ def test_eye_blink_left_closes_left_lid_only(model):
     assert (posed[upper_left, 1] - rest[upper_left, 1]).min() < -0.003      # the upper lid comes down
 
 
+def test_arkit_left_is_the_subjects_left(model):
+    x = model.v_template[:, 0]
+    names = list(model.expr_names)
+
+    def d(name):
+        return model.exprdirs[:, :, names.index(name)]
+
+    for left in [n for n in names if n.endswith("Left") and not n.startswith(("jaw", "mouthLeft"))]:
+        mag = np.linalg.norm(d(left), axis=1)
+        assert mag[x > 0.003].sum() > 2 * mag[x < -0.003].sum(), left
+        right = left[:-4] + "Right"
+        mag_r = np.linalg.norm(d(right), axis=1)
+        assert mag_r[x < -0.003].sum() > 2 * mag_r[x > 0.003].sum(), right
+    pupil_l = model.masks["pupil"] & (x > 0)
+    assert d("eyeLookInLeft")[pupil_l, 0].mean() < -0.002      # towards the nose
+    assert d("eyeLookOutLeft")[pupil_l, 0].mean() > 0.002
+    assert d("eyeLookUpLeft")[pupil_l, 1].mean() > 0.001
+    assert d("eyeLookDownLeft")[pupil_l, 1].mean() < -0.001
+    moved = np.linalg.norm(d("jawLeft"), axis=1) > 1e-4
+    assert d("jawLeft")[moved, 0].mean() > 0.001 and d("mouthLeft")[moved, 0].mean() > 0.0
+
+
 def test_eye_pose_turns_only_the_eyeball(model):
     rest = forward(model, params(model))
     posed = forward(model, params(model, eyes=[[0.0, 0.4, 0.0], [0.0, 0.0, 0.0]]))
