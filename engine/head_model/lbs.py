@@ -97,8 +97,7 @@ class _Prepared:
 
     def __init__(self, model: HeadModel):
         n_v = model.v_template.shape[0]
-        self.key = (id(model.v_template), id(model.shapedirs), id(model.exprdirs), id(model.j_regressor),
-                    id(model.weights), id(model.posedirs))
+        self.sources = _sources(model)
         dirs = np.concatenate([model.shapedirs, model.exprdirs], axis=2).astype(np.float32)   # [V, 3, S+E]
         self.dirs_t = np.ascontiguousarray(dirs.reshape(n_v * 3, -1).T)                        # [S+E, V*3]
         self.v_flat = np.ascontiguousarray(model.v_template, np.float32).reshape(-1)
@@ -110,11 +109,14 @@ class _Prepared:
             model.posedirs.reshape(n_v * 3, -1).T.astype(np.float32))                          # [P, V*3]
 
 
+def _sources(model: HeadModel) -> tuple:
+    return (model.v_template, model.shapedirs, model.exprdirs, model.j_regressor, model.weights, model.posedirs)
+
+
 def _prepared(model: HeadModel) -> _Prepared:
+    """The model's _Prepared arrays, rebuilt whenever one of its arrays has been replaced."""
     prep = model.__dict__.get("_lbs_prepared")
-    key = (id(model.v_template), id(model.shapedirs), id(model.exprdirs), id(model.j_regressor),
-           id(model.weights), id(model.posedirs))
-    if prep is None or prep.key != key:
+    if prep is None or any(a is not b for a, b in zip(prep.sources, _sources(model))):
         prep = _Prepared(model)
         model.__dict__["_lbs_prepared"] = prep
     return prep
