@@ -160,3 +160,35 @@ def test_render_without_camera_reports_error(gh, helpers, avatar, tmp_path):
     scene.render.filepath = str(tmp_path / "nocam.png")
     with pytest.raises(RuntimeError, match="camera"):
         bpy.ops.render.render(write_still=True)
+
+
+def test_layered_action_fcurves_reach_render(gh, helpers, avatar, tmp_path, monkeypatch):
+    """F-curves made with the layered Action API on ``gaussian_heads.expr[3].value`` and
+    ``gaussian_heads.jaw`` are evaluated on the depsgraph objects render() reads, per frame."""
+    helpers.setup_camera_scene(32, distance=0.7)
+    avatar.animation_data_create()
+    action = bpy.data.actions.new("Face")
+    avatar.animation_data.action = action
+    curves = {("gaussian_heads.expr[3].value", 0): (0.0, 1.0), ("gaussian_heads.jaw", 0): (0.0, 0.4)}
+    for (path, index), (v1, v3) in curves.items():
+        fc = action.fcurve_ensure_for_datablock(avatar, path, index=index)
+        fc.keyframe_points.add(2)
+        fc.keyframe_points.foreach_set("co", np.array([1, v1, 3, v3], np.float32))
+        fc.keyframe_points.foreach_set("interpolation", np.full(2, 1, np.int32))   # LINEAR
+        fc.update()
+    render_engine = helpers.addon("render_engine")
+    seen = []
+    original = render_engine.head_params
+
+    def spy(obj, identity):
+        params = original(obj, identity)
+        seen.append((bpy.context.scene.frame_current, float(params.expr[3]), float(params.jaw[0])))
+        return params
+
+    monkeypatch.setattr(render_engine, "head_params", spy)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 3
+    scene.render.filepath = str(tmp_path / "layered_")
+    assert bpy.ops.render.render(animation=True) == {'FINISHED'}
+    assert [round(e, 4) for _, e, _ in seen] == [0.0, 0.5, 1.0]
+    assert [round(j, 4) for _, _, j in seen] == [0.0, 0.2, 0.4]
