@@ -105,12 +105,17 @@ def residual_into(posed: GaussianSet, neutral_values: np.ndarray, name: str, out
     elif name == "color":
         np.subtract(posed.sh[:, 0, :], neutral_values, out=target)
     elif name == "rotation":
-        q = posed.quats
-        norm = np.sqrt(np.einsum("ij,ij->i", q, q))
-        dot = np.einsum("ij,ij->i", q, neutral_values)
-        factor = np.copysign(1.0 / np.maximum(norm, 1e-12), dot).astype(np.float32)
-        np.multiply(q, factor[:, None], out=target)
-        target -= neutral_values
+        try:
+            from .blend_kernel import rotation_residual
+        except ImportError:  # no numba: vectorised numpy
+            q = posed.quats
+            norm = np.sqrt(np.einsum("ij,ij->i", q, q))
+            dot = np.einsum("ij,ij->i", q, neutral_values)
+            factor = np.where(dot < 0, -1.0, 1.0) / np.maximum(norm, 1e-12)
+            np.multiply(q, factor.astype(np.float32)[:, None], out=target)
+            target -= neutral_values
+        else:
+            rotation_residual(posed.quats, neutral_values, target)
     else:
         raise GaussianHeadsError(f"unknown attribute '{name}'")
 

@@ -242,7 +242,7 @@ def bake(identity, n_samples: int, k: int, seed: int, *, config: BakeConfig = Ba
     step.stage(bounds[1], 1.0, "measuring quality on held-out poses")
     t0 = time.perf_counter()
     report = BakeReport(n_samples=n_samples, k=k, n_gaussians=n_g, attributes=list(attrs),
-                        svd_passes=config.svd.power_iters + 1 if config.svd.method == "streaming" else 1,
+                        svd_passes=max(1, config.svd.power_iters) + 1 if config.svd.method == "streaming" else 1,
                         svd_method=config.svd.method,
                         captured={a: r.captured for a, r in zip(attrs, results)},
                         train_rmse={a: float(e * np.sqrt(k / (n_g * ATTRIBUTE_DIMS[a]))) for a, e in zip(attrs, trained.rmse)})

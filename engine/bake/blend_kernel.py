@@ -44,16 +44,17 @@ def build_tables(bases: dict, attributes, n: int, k: int, quantise: bool):
     """Per-Gaussian tables from bases {name: [K, N·d]}.
 
     Returns (table [N, C, K] int8 or float32, scale [N, C] float32, chan_attr [C] int32) where
-    chan_attr[j] indexes the coefficient block of channel j's attribute (``len(attributes)`` =
-    a zero block for attributes that are not baked).
+    chan_attr[j] indexes the coefficient block of channel j's attribute (-1: the channel keeps
+    its neutral value, for attributes not baked or whose basis is all zero).
     """
     c = channel_count(attributes)
     table = np.zeros((n, c, k), np.float32)
-    chan_attr = np.full(c, len(attributes), np.int32)
+    chan_attr = np.full(c, -1, np.int32)
     for a, name in enumerate(attributes):
         lo, hi = CHANNELS[name]
         table[:, lo:hi, :] = bases[name].reshape(k, n, hi - lo).transpose(1, 2, 0)
-        chan_attr[lo:hi] = a
+        if np.any(bases[name]):  # an all-zero basis (an attribute that never changes) is skipped
+            chan_attr[lo:hi] = a
     if not quantise:
         return table, np.ones((n, c), np.float32), chan_attr
     peak = np.abs(table).max(axis=2)
@@ -78,6 +79,9 @@ def _blend(coef, table, scale, chan_attr, neutral, neck_w, mode, r0, t0, q0, r1,
         v = work[i]
         for j in range(c):
             a = chan_attr[j]
+            if a < 0:
+                v[j] = neutral[i, j]
+                continue
             acc = np.float32(0.0)
             for m in range(k):
                 acc += coef[a, m] * np.float32(table[i, j, m])
@@ -128,14 +132,13 @@ def _blend(coef, table, scale, chan_attr, neutral, neck_w, mode, r0, t0, q0, r1,
 
 def blend(coef: np.ndarray, table: np.ndarray, scale: np.ndarray, chan_attr: np.ndarray, neutral: np.ndarray,
           neck_w: np.ndarray, mode: int, transforms) -> tuple:
-    """Run the kernel. coef [A, K] float32 (a zero row appended here for unbaked attributes);
+    """Run the kernel. coef [A, K] float32;
     transforms = (r0 [3,3], t0 [3], q0 [4], r1, t1, q1) float32 (q1 sign-aligned to q0).
 
     Returns (means [N,3], log_scales [N,3], quats [N,4], logits [N], colour [N,3] or None).
     """
     n, c, k = table.shape
-    coef_ext = np.zeros((coef.shape[0] + 1, k), np.float32)
-    coef_ext[:-1] = coef
+    coef = np.ascontiguousarray(coef, np.float32)
     means = np.empty((n, 3), np.float32)
     log_scales = np.empty((n, 3), np.float32)
     quats = np.empty((n, 4), np.float32)
@@ -143,6 +146,24 @@ def blend(coef: np.ndarray, table: np.ndarray, scale: np.ndarray, chan_attr: np.
     colour = np.empty((n if c > 11 else 0, 3), np.float32)
     r0, t0, q0, r1, t1, q1 = (np.ascontiguousarray(a, np.float32) for a in transforms)
     work = np.empty((n, c), np.float32)
-    _blend(coef_ext, table, scale, chan_attr, neutral, neck_w, int(mode), r0, t0, q0, r1, t1, q1,
+    _blend(coef, table, scale, chan_attr, neutral, neck_w, int(mode), r0, t0, q0, r1, t1, q1,
            work, means, log_scales, quats, logits, colour)
     return means, log_scales, quats, logits, (colour if c > 11 else None)
+
+
+@njit(cache=True, fastmath=False)
+def rotation_residual(quats, neutral_quats, out):
+    """Fast twin of ``attributes.residual_row(.., "rotation")``: out [N, 4] = normalise(q)·sign − q_neutral,
+    sign = sign(q · q_neutral) (+1 at 0)."""
+    n = quats.shape[0]
+    for i in range(n):
+        w, x, y, z = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
+        a, b, c, d = neutral_quats[i, 0], neutral_quats[i, 1], neutral_quats[i, 2], neutral_quats[i, 3]
+        nrm = np.sqrt(w * w + x * x + y * y + z * z)
+        f = np.float32(1.0) / max(nrm, np.float32(1e-12))
+        if w * a + x * b + y * c + z * d < 0:
+            f = -f
+        out[i, 0] = w * f - a
+        out[i, 1] = x * f - b
+        out[i, 2] = y * f - c
+        out[i, 3] = z * f - d

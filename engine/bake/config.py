@@ -65,19 +65,20 @@ class SVDConfig:
     """Streaming randomized SVD (svd.py).
 
     oversample   extra sketch columns beyond K (l = K + oversample)
-    power_iters  applications of AᵀA to the Gaussian test matrix (>= 1); passes = power_iters + 1
+    power_iters  applications of AᵀA to the Gaussian test matrix; passes = max(power_iters, 1) + 1
+                 (0 = a sample-space test matrix, Y = AᵀΩ: half the mat-mul work of 1, no power step)
     block_rows   samples posed and multiplied per block (peak memory ~ block_rows · N · 11 · 4 B)
     method       "streaming" (fast, bounded memory) or "exact" (reference; materialises the matrix)
     """
 
-    oversample: int = 16
+    oversample: int = 10
     power_iters: int = 1
-    block_rows: int = 32
+    block_rows: int = 128
     method: str = "streaming"
 
     def validate(self) -> None:
-        if self.oversample < 0 or self.power_iters < 1 or self.block_rows < 1:
-            raise GaussianHeadsError("SVD config: oversample >= 0, power_iters >= 1, block_rows >= 1")
+        if self.oversample < 0 or self.power_iters < 0 or self.block_rows < 1:
+            raise GaussianHeadsError("SVD config: oversample >= 0, power_iters >= 0, block_rows >= 1")
         if self.method not in ("streaming", "exact"):
             raise GaussianHeadsError(f"unknown SVD method '{self.method}' (streaming or exact)")
 

@@ -240,6 +240,7 @@ class OnnxMLP:
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(bytes(onnx_bytes), sess_options=opts,
                                                 providers=["CPUExecutionProvider"])

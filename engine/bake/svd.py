@@ -11,11 +11,13 @@ identity again, deterministically):
     Ω ~ N(0, 1) [D, l]        l = min(K + oversample, n, D)
     Y = (AᵀA)^q Ω             q = power_iters; each application is ONE pass over the rows:
                               Y_new = Σ_blocks A_bᵀ (A_b Q), Q = orth(Y)
+                              (q = 0: Y = Aᵀ Ω' with Ω' [n, l] in sample space, one pass of one
+                              mat-mul per block instead of two: cheaper, less accurate tail)
     Q = orth(Y)               [D, l]
     B = A Q                   [n, l]  (one more pass)
     B = U S Wᵀ                small dense SVD
     basis = (Q W)ᵀ[:K]        [K, D] orthonormal rows; coeffs = U S [:, :K] = A basisᵀ
-Passes over the samples: q + 1. Memory: a few [D, l] matrices + one block of rows.
+Passes over the samples: max(q, 1) + 1. Memory: a few [D, l] matrices + one block of rows.
 
 ``exact_svd`` (reference, small problems only) stacks all rows and calls numpy's dense SVD; it has
 the same signature and result type. Tests hold the two equal (subspace agreement).
@@ -42,7 +44,8 @@ Tick = Callable[[float], None]
 class SVDResult:
     """One attribute's factorisation.
 
-    basis            [K, D] float32, orthonormal rows (the blendshapes, flattened)
+    basis            [K, D] float32, orthonormal rows (the blendshapes, flattened); rows of
+                     components without energy are zero
     singular_values  [K] float64, descending
     coeffs           [n, K] float32, the rows projected on the basis (A · basisᵀ)
     energy           ‖A‖²_F (float), so captured energy = Σ singular_values² / energy
@@ -107,11 +110,21 @@ def _orth(y: np.ndarray) -> np.ndarray:
     return q.astype(np.float32)
 
 
+def _drop_null(basis: np.ndarray, coeffs: np.ndarray, s: np.ndarray) -> None:
+    """In place: zero the basis rows (and coefficients) of components with no energy (singular
+    value <= 1e-6 of the largest, or exactly 0): their directions are arbitrary (e.g. an attribute
+    the identity never changes), and a zero row keeps the blend from wandering along them."""
+    null = s <= max(float(s.max(initial=0.0)) * 1e-6, 0.0)
+    basis[null] = 0.0
+    coeffs[:, null] = 0.0
+
+
 def _finish(q: np.ndarray, b: np.ndarray, k: int, energy: float) -> SVDResult:
     u, s, wt = np.linalg.svd(b.astype(np.float64), full_matrices=False)
     basis = (q.astype(np.float64) @ wt[:k].T).T.astype(np.float32)  # [k, D]
     coeffs = (u[:, :k] * s[:k]).astype(np.float32)                  # [n, k]
     _fix_signs(basis, coeffs)
+    _drop_null(basis, coeffs, s[:k])
     return SVDResult(np.ascontiguousarray(basis), s[:k].astype(np.float64), coeffs, float(energy))
 
 
@@ -126,7 +139,7 @@ def streaming_svd(source: BlockSource, n_rows: int, dims: Sequence[int], k: int,
     config.validate()
     dims = [int(d) for d in dims]
     _check_k(k, n_rows, dims)
-    passes = config.power_iters + 1
+    passes = max(1, config.power_iters) + 1
     n_blocks = -(-n_rows // config.block_rows)
     done = 0
 
@@ -138,7 +151,18 @@ def streaming_svd(source: BlockSource, n_rows: int, dims: Sequence[int], k: int,
 
     widths = [min(k + config.oversample, n_rows, d) for d in dims]
     q_mats = []
+    if config.power_iters == 0:  # Y = Aᵀ Ω with Ω [n, l] in sample space: one mat-mul per block
+        y_mats = [np.zeros((d, l), np.float32) for d, l in zip(dims, widths)]
+        omegas = [np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x535644, a]))
+                  .standard_normal((n_rows, l), dtype=np.float32) for a, l in enumerate(widths)]
+        for start, stop in _blocks(n_rows, config.block_rows):
+            for a, block in enumerate(_get_block(source, start, stop, dims)):
+                y_mats[a] += block.T @ omegas[a][start:stop]
+            step()
+        q_mats = y_mats
     for a, (d, l) in enumerate(zip(dims, widths)):
+        if config.power_iters == 0:
+            break
         rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x535644, a]))
         q_mats.append(rng.standard_normal((d, l), dtype=np.float32))
     for it in range(config.power_iters):
@@ -187,6 +211,7 @@ def exact_svd(source: BlockSource, n_rows: int, dims: Sequence[int], k: int, see
         basis = vt[:k].astype(np.float32)
         coeffs = (u[:, :k] * s[:k]).astype(np.float32)
         _fix_signs(basis, coeffs)
+        _drop_null(basis, coeffs, s[:k])
         results.append(SVDResult(np.ascontiguousarray(basis), s[:k].copy(), coeffs, float((m * m).sum())))
     return results
 

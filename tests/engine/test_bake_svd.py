@@ -81,3 +81,23 @@ def test_rejects_bad_k_and_bad_blocks():
         streaming_svd(source, 10, [5], 6, seed=0)
     with pytest.raises(GaussianHeadsError, match="shape"):
         streaming_svd(lambda s, e: [np.zeros((e - s, 7), np.float32)], 10, [20], 2, seed=0)
+
+
+def test_sample_space_sketch_without_power_iteration():
+    n, dims, k = 80, [200, 90], 5
+    source, mats, calls = _low_rank_source(n, dims, rank=5, noise=1e-5, seed=4)
+    fast = streaming_svd(source, n, dims, k, seed=1, config=SVDConfig(power_iters=0, block_rows=20))
+    assert len(calls) == 2 * 4  # two passes of 4 blocks
+    ref = exact_svd(source, n, dims, k, seed=0)
+    for f, r in zip(fast, ref):
+        assert subspace_distance(f.basis, r.basis) < 1e-3
+
+
+def test_null_components_are_zeroed():
+    n = 12
+    rng = np.random.default_rng(0)
+    a = (rng.normal(size=(n, 2)) @ rng.normal(size=(2, 40))).astype(np.float32)  # rank 2
+    for fn in (streaming_svd, exact_svd):
+        r = fn(lambda s, e: [a[s:e]], n, [40], 4, seed=0)[0]
+        assert np.all(r.basis[2:] == 0) and np.all(r.coeffs[:, 2:] == 0)
+        np.testing.assert_allclose(r.coeffs @ r.basis, a, atol=1e-4)
