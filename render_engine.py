@@ -75,7 +75,7 @@ def avatar_instances(depsgraph):
 
     instances = []
     for instance in depsgraph.object_instances:
-        obj = instance.instance_object if instance.is_instance else instance.object
+        obj = instance.object  # the evaluated avatar itself, also when a collection instances it
         if obj is None or obj.type != 'POINTCLOUD' or not obj.gaussian_heads.is_avatar:
             continue
         if not storage.has_identity(obj):

@@ -192,3 +192,21 @@ def test_layered_action_fcurves_reach_render(gh, helpers, avatar, tmp_path, monk
     assert bpy.ops.render.render(animation=True) == {'FINISHED'}
     assert [round(e, 4) for _, e, _ in seen] == [0.0, 0.5, 1.0]
     assert [round(j, 4) for _, _, j in seen] == [0.0, 0.2, 0.4]
+
+
+def test_collection_instances_of_an_avatar_render(gh, helpers, avatar, tmp_path):
+    helpers.setup_camera_scene(SIZE, distance=0.9, transparent=True)
+    one = helpers.read_png(_render_still(tmp_path, "one.png"))[..., 3].astype(int)
+    heads = bpy.data.collections.new("Heads")
+    bpy.context.scene.collection.children.link(heads)
+    heads.objects.link(avatar)
+    bpy.context.scene.collection.objects.unlink(avatar)
+    instancer = bpy.data.objects.new("Instancer", None)
+    instancer.instance_type = 'COLLECTION'
+    instancer.instance_collection = heads
+    instancer.location = (0.2, 0.0, 0.0)
+    bpy.context.scene.collection.objects.link(instancer)
+    two = helpers.read_png(_render_still(tmp_path, "two.png"))[..., 3].astype(int)
+    assert (two > 0).sum() > (one > 0).sum() * 1.5           # the original and the instance
+    cols = np.where((two > 0).any(axis=0))[0]
+    assert cols.max() > np.where((one > 0).any(axis=0))[0].max() + 10   # the instance sits to the right
