@@ -288,7 +288,10 @@ def create_avatar_object(name: str, identity, collection) -> "bpy.types.Object":
     """A new POINTCLOUD object holding ``identity``, linked to ``collection``."""
     obj = bpy.data.objects.new(name, bpy.data.pointclouds.new(name))
     try:
-        collection.objects.link(obj)
+        try:
+            collection.objects.link(obj)
+        except RuntimeError as exc:
+            raise GaussianHeadsError(f"cannot add the avatar to collection '{collection.name}': {exc}") from None
         store_identity(obj, identity)
     except Exception:
         remove_avatar_object(obj)
