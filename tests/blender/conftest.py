@@ -24,7 +24,7 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 _SESSION_DIR = pathlib.Path(tempfile.mkdtemp(prefix="gh_blender_tests_"))
-os.environ.setdefault("BLENDER_USER_RESOURCES", str(_SESSION_DIR / "user"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_SESSION_DIR / "user")  # never the real ~/.config/blender
 
 REPO_MODULE = "ghdev"
 EXTENSION_ID = "gaussian_heads"
