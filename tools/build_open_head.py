@@ -47,7 +47,7 @@ from engine.head_model.storage import model_to_arrays, save_npz  # noqa: E402
 # Build settings (documented in data/PROVENANCE.md)
 SEED = 20261121
 N_SAMPLES = 4000          # random MakeHuman people for the identity PCA
-N_SHAPE = 40              # identity components kept
+N_SHAPE = 32              # identity components kept (= the Blender property's MAX_SHAPE, see DEVELOPING)
 LOCAL_SIGMA = 0.25        # std of local modifier values (clipped to [-1, 1])
 ASYM_SIGMA = 0.08         # left/right asymmetry added to sided modifiers
 REGRESSOR_K = 200         # surface vertices (nearest to the joint) a neck/head/jaw joint is regressed from
