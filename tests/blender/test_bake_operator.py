@@ -85,3 +85,21 @@ def test_bake_operator_runs_blocking_from_scripts(gh, helpers, avatar, monkeypat
     assert bpy.ops.gaussian_heads.bake_blendshapes() == {'FINISHED'}
     assert helpers.addon("operators.storage").has_bake(avatar)
     assert "K=4" in avatar.gaussian_heads.bake_status
+
+
+def test_render_baked_draws_the_bake(gh, helpers, avatar, small_identity, tmp_path):
+    storage = helpers.addon("operators.storage")
+    bake_op = helpers.addon("operators.bake")
+    job = bake_op.BakeJob(small_identity, bake_op.BakeSettings(SAMPLES, K, 0), _small_config(helpers)).start()
+    job.wait()
+    assert bake_op.apply_result(avatar, job, storage.stored_hash(avatar))[0] == 'INFO'
+    helpers.setup_camera_scene(64, distance=0.7)
+    scene = bpy.context.scene
+    images = {}
+    for baked in (True, False):
+        avatar.gaussian_heads.show_baked = baked
+        scene.render.filepath = str(tmp_path / f"baked_{baked}.png")
+        assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
+        images[baked] = helpers.read_png(tmp_path / f"baked_{baked}.png").astype(int)
+    assert images[True][..., :3].std() > 10                        # a head
+    assert np.abs(images[True] - images[False]).mean() < 3.0        # the bake reproduces the neutral pose
