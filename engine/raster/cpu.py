@@ -120,12 +120,13 @@ def _project(means, quats, log_scales, logits, sh, degree, w2c, campos, fx, fy, 
                           np.float64(quats[g, 2]), np.float64(quats[g, 3]))
         qn = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
         if qn > 0.0:
-            qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
+            inv = 1.0 / qn
+            qw, qx, qy, qz = qw * inv, qx * inv, qy * inv, qz * inv
         else:
             qw, qx, qy, qz = 1.0, 0.0, 0.0, 0.0
-        sx = math.exp(np.float64(log_scales[g, 0]))
-        sy = math.exp(np.float64(log_scales[g, 1]))
-        sz = math.exp(np.float64(log_scales[g, 2]))
+        sx = math.exp(log_scales[g, 0])      # float32 in, float32 exp: ample for a scale
+        sy = math.exp(log_scales[g, 1])
+        sz = math.exp(log_scales[g, 2])
         r00, r01, r02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qw * qz), 2 * (qx * qz + qw * qy)
         r10, r11, r12 = 2 * (qx * qy + qw * qz), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qw * qx)
         r20, r21, r22 = 2 * (qx * qz - qw * qy), 2 * (qy * qz + qw * qx), 1 - 2 * (qx * qx + qy * qy)
@@ -163,23 +164,24 @@ def _project(means, quats, log_scales, logits, sh, degree, w2c, campos, fx, fy, 
         det = ca * cc - cb * cb
         if not (det > 0.0):
             continue
-        op = 1.0 / (1.0 + math.exp(-np.float64(logits[g])))
+        op = 1.0 / (1.0 + math.exp(-logits[g]))
         if antialiased:
             op *= math.sqrt(max(0.0, det_orig / det))
         if not (op >= ALPHA_THRESHOLD):
             continue
         smax = math.log(op) - _LOG_THR
-        extend = min(EXTEND_MAX, math.sqrt(2.0 * smax))
-        rx = np.ceil(extend * math.sqrt(ca))
-        ry = np.ceil(extend * math.sqrt(cc))
+        # the ellipse sigma <= smax (alpha >= threshold) has half-sizes sqrt(2 smax Σ_ii); gsplat's
+        # box radius is ceil(min(3.33, sqrt(2 smax)) sqrt(Σ_ii)), the same since smax <= ln 255
+        extend2 = min(EXTEND_MAX * EXTEND_MAX, 2.0 * smax)
+        hx = math.sqrt(extend2 * ca)
+        hy = math.sqrt(extend2 * cc)
+        rx, ry = np.ceil(hx), np.ceil(hy)
         if rx <= 0.0 and ry <= 0.0:
             continue
         if u + rx <= 0.0 or u - rx >= width or v + ry <= 0.0 or v - ry >= height:
             continue
-        # pixels whose alpha can reach the threshold: sigma <= smax, an ellipse of half-size
-        # sqrt(2 smax Σ_ii) per axis (a hair wider for rounding)
-        hx = math.sqrt(2.0 * smax * ca) + 1e-3
-        hy = math.sqrt(2.0 * smax * cc) + 1e-3
+        hx += 1e-3      # pixel box: a hair wider for rounding
+        hy += 1e-3
         x0 = max(0.0, np.ceil(u - hx - 0.5))
         x1 = min(width - 1.0, np.floor(u + hx - 0.5))
         y0 = max(0.0, np.ceil(v - hy - 0.5))
@@ -188,15 +190,16 @@ def _project(means, quats, log_scales, logits, sh, degree, w2c, campos, fx, fy, 
             continue
         par[g, 0] = u
         par[g, 1] = v
-        par[g, 2] = cc / det
-        par[g, 3] = -cb / det
-        par[g, 4] = ca / det
+        inv_det = 1.0 / det
+        par[g, 2] = cc * inv_det
+        par[g, 3] = -cb * inv_det
+        par[g, 4] = ca * inv_det
         par[g, 5] = op
         par[g, 6] = smax
         par[g, 7] = z
         dxw, dyw, dzw = mx - campos[0], my - campos[1], mz - campos[2]
-        dn = max(math.sqrt(dxw * dxw + dyw * dyw + dzw * dzw), 1e-12)
-        _sh_colour(sh, g, degree, dxw / dn, dyw / dn, dzw / dn, rgb, g)
+        inv_dn = 1.0 / max(math.sqrt(dxw * dxw + dyw * dyw + dzw * dzw), 1e-12)
+        _sh_colour(sh, g, degree, dxw * inv_dn, dyw * inv_dn, dzw * inv_dn, rgb, g)
         rect[g, 0] = np.int32(x0)
         rect[g, 1] = np.int32(x1)
         rect[g, 2] = np.int32(y0)
@@ -411,6 +414,19 @@ def _scratch(n: int):
     if not _SCRATCH or _SCRATCH[0].shape[0] < n or _SCRATCH[0].shape[0] > 4 * n + 4096:
         _SCRATCH[:] = [np.empty((n, 8), np.float32), np.empty((n, 3), np.float32), np.empty((n, 4), np.int32)]
     return _SCRATCH[0][:n], _SCRATCH[1][:n], _SCRATCH[2][:n]
+
+
+def warm_up() -> None:
+    """Compile (or load from the numba cache) every kernel by rendering one tiny frame.
+
+    The first compile takes 10-25 s on 2 cores; later sessions load the cache in well under a
+    second. Call it early, e.g. from a background thread when the add-on is enabled.
+    """
+    from .camera import look_at
+
+    one = GaussianSet(np.zeros((1, 3)), np.full((1, 3), -3.0), np.array([[1.0, 0.0, 0.0, 0.0]]),
+                      np.zeros(1), np.zeros((1, 1, 3)))
+    render(one, Camera(look_at((0.0, -1.0, 0.0), (0.0, 0.0, 0.0)), 20.0, 20.0, 8.0, 8.0, 16, 16), 16, 16)
 
 
 def threads() -> int:
