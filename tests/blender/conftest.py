@@ -14,8 +14,10 @@ Fixtures:
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
+import shutil
 import struct
 import tempfile
 
@@ -24,6 +26,7 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 _SESSION_DIR = pathlib.Path(tempfile.mkdtemp(prefix="gh_blender_tests_"))
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 os.environ["BLENDER_USER_RESOURCES"] = str(_SESSION_DIR / "user")  # never the real ~/.config/blender
 
 REPO_MODULE = "ghdev"
