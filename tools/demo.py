@@ -163,6 +163,7 @@ def main(argv=None) -> int:
         scene.world = bpy.data.worlds.new("World")
     scene.world.color = (0.02, 0.02, 0.025)
     scene.view_settings.view_transform = 'Standard'
+    scene.render.dither_intensity = 0.0
     scene.render.image_settings.file_format = 'PNG'
     scene.render.image_settings.color_mode = 'RGB'
     scene.render.filepath = str(out / "frame_####")

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("bpy")
+bpy = pytest.importorskip("bpy")
 
 
 @pytest.mark.slow
-def test_demo_renders_frames_and_contact_sheet(helpers, tmp_path):
+def test_demo_renders_frames_and_contact_sheet(gh, helpers, tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, str(helpers.REPO_ROOT / "tools" / "demo.py"), "--out", str(out),
                            "--frames", "3", "--size", "96", "--gaussians", "3000"],
@@ -25,3 +25,14 @@ def test_demo_renders_frames_and_contact_sheet(helpers, tmp_path):
     assert (out / "demo.blend").is_file()
     assert (out / ".blender_user").is_dir()                     # Blender's user folder stayed in out/
     assert "contact sheet:" in proc.stdout
+
+    # the saved .blend alone re-renders the same frame in another session (everything is stored)
+    bpy.ops.wm.open_mainfile(filepath=str(out / "demo.blend"))
+    helpers.addon("operators.storage").clear_cache()
+    scene = bpy.context.scene
+    scene.frame_set(2)
+    scene.render.filepath = str(tmp_path / "again.png")
+    scene.render.dither_intensity = 0.0
+    assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
+    again = helpers.read_png(tmp_path / "again.png").astype(int)
+    assert np.abs(again - frames[1].astype(int)).max() <= 1
