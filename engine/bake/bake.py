@@ -23,7 +23,7 @@ from ..head_model.model import HeadParams
 from .attributes import attribute_values, inputs_to_params, params_to_inputs, residual_into, rigid_head_transform
 from .baked import BakedIdentity
 from .config import ATTRIBUTE_DIMS, BakeConfig
-from .mlp import to_onnx, train_mlp
+from .mlp import MLPWeights, to_onnx, train_mlp
 from .report import BakeReport, build_report
 from .sampling import sample_inputs
 from .svd import truncated_svd
@@ -151,6 +151,20 @@ def estimate_neck_weights(identity, neutral, joints: np.ndarray, angle: float = 
     return np.clip(w, 0.0, 1.0).astype(np.float32)
 
 
+def _silence_null_outputs(weights: MLPWeights, bases: list[np.ndarray]) -> MLPWeights:
+    """Zero the MLP outputs whose basis row is zero (components without energy): their coefficient
+    is exactly 0 and the coefficients file stays clean. bases: [K, D] per attribute, output order."""
+    w2, b2 = weights.w2.copy(), weights.b2.copy()
+    offset = 0
+    for basis in bases:
+        null = ~np.any(basis, axis=1)
+        cols = offset + np.flatnonzero(null)
+        w2[:, cols] = 0.0
+        b2[cols] = 0.0
+        offset += basis.shape[0]
+    return MLPWeights(weights.w0, weights.b0, weights.w1, weights.b1, w2, b2, weights.negative_slope)
+
+
 class _Stepper:
     """Maps stage-local fractions to the overall progress and polls cancel."""
 
@@ -228,6 +242,9 @@ def bake(identity, n_samples: int, k: int, seed: int, *, config: BakeConfig = Ba
     targets = np.concatenate([r.coeffs for r in results], axis=1)
     groups = [(a * k, (a + 1) * k) for a in range(len(attrs))]
     trained = train_mlp(inputs, targets, groups, seed, config.mlp, tick=step)
+    trained.weights = _silence_null_outputs(trained.weights, [r.basis for r in results])
+    pred = trained.weights.forward(inputs).astype(np.float64)
+    trained.rmse = [float(np.sqrt(((pred[:, s:e] - targets[:, s:e]) ** 2).mean())) for s, e in groups]
     onnx_bytes = to_onnx(trained.weights)
     seconds["mlp"] = time.perf_counter() - t0
 

@@ -77,6 +77,8 @@ def run_bake(args) -> dict:
             "peak_mb": peak_rss_mb(), "peak_mb_measure": "ru_maxrss (process peak RSS)",
             "psnr_mean": None if r.psnr_mean is None else round(r.psnr_mean, 2),
             "psnr_min": None if r.psnr_min is None else round(r.psnr_min, 2),
+            "psnr_head_mean": None if r.psnr_head_mean is None else round(r.psnr_head_mean, 2),
+            "psnr_head_min": None if r.psnr_head_min is None else round(r.psnr_head_min, 2),
             "psnr_by_camera": {k: round(v, 2) for k, v in r.psnr_by_camera.items()},
             "heldout_rmse": {k: float(f"{v:.3g}") for k, v in r.heldout_rmse.items()},
             "heldout_residual_rms": {k: float(f"{v:.3g}") for k, v in r.heldout_residual_rms.items()},

@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({
         "psnr_mean": None if r.psnr_mean is None else round(r.psnr_mean, 2),
         "psnr_min": None if r.psnr_min is None else round(r.psnr_min, 2),
+            "psnr_head_mean": None if r.psnr_head_mean is None else round(r.psnr_head_mean, 2),
+            "psnr_head_min": None if r.psnr_head_min is None else round(r.psnr_head_min, 2),
         "seconds": round(seconds, 2),
         "seconds_by_stage": {k: round(v, 2) for k, v in r.seconds.items()},
         "peak_mb": peak_rss_mb(),

@@ -66,13 +66,15 @@ class SVDConfig:
 
     oversample   extra sketch columns beyond K (l = K + oversample)
     power_iters  applications of AᵀA to the Gaussian test matrix; passes = max(power_iters, 1) + 1
-                 (0 = a sample-space test matrix, Y = AᵀΩ: half the mat-mul work of 1, no power step)
+                 (0 = a sample-space test matrix, Y = AᵀΩ: half the mat-mul work of 1, no power step;
+                 the default, as the bake's time goal needs it. 1 captures more of the residual
+                 energy in K (N = 5,000 builtin head: rotation 99.3 % vs 98.3 %) for ~45 % more SVD time)
     block_rows   samples posed and multiplied per block (peak memory ~ block_rows · N · 11 · 4 B)
     method       "streaming" (fast, bounded memory) or "exact" (reference; materialises the matrix)
     """
 
     oversample: int = 10
-    power_iters: int = 1
+    power_iters: int = 0
     block_rows: int = 128
     method: str = "streaming"
 
@@ -96,7 +98,7 @@ class MLPConfig:
     hidden: tuple[int, int] = (256, 512)
     negative_slope: float = 0.2
     steps: int = 2000
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 2e-3
     lr_final_ratio: float = 0.02
     weight_decay: float = 0.0

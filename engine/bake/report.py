@@ -38,7 +38,9 @@ class BakeReport:
         (equal to the residual-space RMSE per element times sqrt(N·d), reported per element here).
     heldout_rmse / heldout_projection_rmse / heldout_residual_rms: per attribute, per element,
         baked vs full, projection vs full, and the size of the residuals themselves (for scale).
-    psnr_mean / psnr_min: over held-out frames × cameras (None if PSNR was not measured);
+    psnr_mean / psnr_min: over held-out frames × cameras (None if PSNR was not measured), whole
+        images (the black background counts); psnr_head_mean / psnr_head_min: the same over the
+        pixels either render covers (alpha > 1/255) only, a stricter figure;
     psnr_by_camera: mean per camera; resolution, render_backend: how the images were made.
     """
 
@@ -58,6 +60,8 @@ class BakeReport:
     psnr_mean: float | None = None
     psnr_min: float | None = None
     psnr_by_camera: dict[str, float] = field(default_factory=dict)
+    psnr_head_mean: float | None = None
+    psnr_head_min: float | None = None
     resolution: int = 0
     render_backend: str = ""
 
@@ -130,7 +134,8 @@ def head_cameras(neutral: GaussianSet, resolution: int, names=("front", "three_q
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    """PSNR in dB of two images [H, W, C] in [0, peak]; identical images give 99 dB (capped)."""
+    """PSNR in dB of two images [H, W, C] (or pixel lists [M, C]) in [0, peak]; identical images
+    give 99 dB (capped)."""
     mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
     if mse <= 1e-20:
         return 99.0
@@ -150,6 +155,7 @@ def build_report(identity, baked: "BakedIdentity", heldout_inputs: np.ndarray, c
     sums = [{n: [0.0, 0] for n in attrs} for _ in range(3)]
     cams = head_cameras(neutral, config.resolution, config.cameras) if config.psnr else {}
     values: dict[str, list[float]] = {name: [] for name in cams}
+    head_values: list[float] = []
     if config.psnr:
         from ..raster import render
     total = max(1, len(heldout_inputs))
@@ -162,9 +168,13 @@ def build_report(identity, baked: "BakedIdentity", heldout_inputs: np.ndarray, c
                 acc[name][0] += s
                 acc[name][1] += c
         for name, cam in cams.items():
-            ra = render(full, cam, cam.width, cam.height, backend=config.backend).rgba[..., :3]
-            rb = render(mine, cam, cam.width, cam.height, backend=config.backend).rgba[..., :3]
-            values[name].append(psnr(np.clip(ra, 0, 1), np.clip(rb, 0, 1)))
+            ra = render(full, cam, cam.width, cam.height, backend=config.backend).rgba
+            rb = render(mine, cam, cam.width, cam.height, backend=config.backend).rgba
+            a, b = np.clip(ra[..., :3], 0, 1), np.clip(rb[..., :3], 0, 1)
+            values[name].append(psnr(a, b))
+            covered = (ra[..., 3] > 1 / 255) | (rb[..., 3] > 1 / 255)
+            if covered.any():
+                head_values.append(psnr(a[covered], b[covered]))
         if tick is not None:
             tick((i + 1) / total)
     rms = [{n: float(math.sqrt(s / c)) if c else 0.0 for n, (s, c) in acc.items()} for acc in sums]
@@ -175,6 +185,9 @@ def build_report(identity, baked: "BakedIdentity", heldout_inputs: np.ndarray, c
         report.psnr_mean = float(np.mean(every))
         report.psnr_min = float(np.min(every))
         report.psnr_by_camera = {n: float(np.mean(v)) for n, v in values.items()}
+        if head_values:
+            report.psnr_head_mean = float(np.mean(head_values))
+            report.psnr_head_min = float(np.min(head_values))
         report.resolution = int(config.resolution)
         report.render_backend = config.backend
     return report
