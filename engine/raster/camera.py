@@ -14,7 +14,10 @@ class Camera:
     world_to_cam [4, 4]: OpenCV camera frame (x right, y down, z forward).
     Perspective: pixel = (fx * x / z + cx, fy * y / z + cy).
     Orthographic: pixel = (fx * x + cx, fy * y + cy); fx, fy are pixels per metre.
-    Pixel centres are at integer + 0.5 (pixel (0, 0) covers [0, 1) x [0, 1)).
+    Pixel centres are at integer + 0.5 (pixel (0, 0) covers [0, 1) x [0, 1)); row 0 is the top.
+    near, far: view-depth range (metres along +z); a Gaussian whose centre lies outside it is not
+    drawn (orthographic cameras may have a negative near).
+    ``engine.raster.blender_camera`` builds these from Blender cameras and viewports.
     """
 
     world_to_cam: np.ndarray

@@ -63,6 +63,7 @@ class RenderResult:
     depth [H, W] float32: expected view depth z (metres along the camera axis) of what is drawn,
           alpha-weighted and divided by alpha; +inf where alpha == 0.
     alpha [H, W] float32: coverage, 1 - final transmittance (equals rgba[..., 3]).
+    Row 0 is the top of the image (OpenCV); Blender's render result wants the bottom row first.
     """
 
     rgba: np.ndarray
