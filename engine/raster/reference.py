@@ -8,13 +8,15 @@ The rules are written down in ``common.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..avatar.gaussian_set import GaussianSet
 from .camera import Camera
 from .common import (ALPHA_THRESHOLD, EPS2D, EXTEND_MAX, FOV_CLAMP, MAX_ALPHA, SH_C0, SH_C1,
-                     SH_C2, SH_C3, T_MIN, RenderResult, empty_result, prepare)
+                     SH_C2, SH_C3, T_MIN, RenderInputs, RenderResult, empty_result, prepare)
 
 DTYPE = torch.float64
 
@@ -51,17 +53,31 @@ def sh_to_colour(sh: torch.Tensor, dirs: torch.Tensor, degree: int) -> torch.Ten
     return (b[..., None] * sh[:, : b.shape[1]]).sum(dim=1).add(0.5).clamp_min(0.0)
 
 
-def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, background=(0.0, 0.0, 0.0),
-           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "reference") -> RenderResult:
-    """Render ``gaussians`` [N] seen by ``camera`` into a ``height`` x ``width`` image.
+@dataclass(frozen=True)
+class Projection:
+    """Every Gaussian in screen space (torch float64; N = all Gaussians, culled ones included).
 
-    Returns RenderResult(rgba [H, W, 4], depth [H, W], alpha [H, W]), float32; see common.py.
-    ``backend`` is accepted for the shared signature and ignored.
+    means2d [N, 2] pixels; cov2d [N, 2, 2] before dilation; conics [N, 3] = (a, b, c) of the
+    inverse of the dilated covariance (sigma = a dx²/2 + b dx dy + c dy²/2); opacities [N] after
+    the antialiasing compensation (if any); compensations [N] (ones in classic mode); depths [N]
+    view z; radii [N, 2] box half-sizes in pixels; colours [N, 3]; keep [N] bool (not culled).
     """
-    inp = prepare(gaussians, camera, width, height, background, mode, sh_degree)
-    if inp.count == 0:
-        return empty_result(inp)
+
+    means2d: torch.Tensor
+    cov2d: torch.Tensor
+    conics: torch.Tensor
+    opacities: torch.Tensor
+    compensations: torch.Tensor
+    depths: torch.Tensor
+    radii: torch.Tensor
+    colours: torch.Tensor
+    keep: torch.Tensor
+
+
+def project(inp: RenderInputs) -> Projection:
+    """Project checked inputs (``common.prepare``) to screen space; the rules are in common.py."""
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=DTYPE)  # noqa: E731
+    width, height = inp.width, inp.height
 
     # 1. World -> camera (OpenCV: x right, y down, z forward).
     w2c = t(inp.world_to_cam)
@@ -104,8 +120,10 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     c = cov2d[:, 1, 1] + EPS2D
     det = a * c - b * b
     opacity = torch.sigmoid(t(inp.opacity_logits))
+    compensation = torch.ones_like(opacity)
     if inp.antialiased:
-        opacity = opacity * torch.sqrt((det_orig / det.clamp_min(1e-300)).clamp_min(0.0))
+        compensation = torch.sqrt((det_orig / det.clamp_min(1e-300)).clamp_min(0.0))
+        opacity = opacity * compensation
 
     # 4. Culling (see common.py); the box only culls splats that cannot reach a pixel.
     keep = (z >= inp.near) & (z <= inp.far) & (det > 0) & (opacity >= ALPHA_THRESHOLD)
@@ -114,16 +132,23 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     ry = torch.ceil(extend * torch.sqrt(c.clamp_min(0)))
     keep &= (rx > 0) | (ry > 0)
     keep &= (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
-    idx = torch.nonzero(keep).flatten()
-    if idx.numel() == 0:
-        return empty_result(inp)
 
-    # 5. Colour for the view direction, conic (inverse 2D covariance), front-to-back order.
+    # 5. Colour for the view direction; conic = inverse of the dilated 2D covariance.
     colour = sh_to_colour(t(inp.sh[:, : (inp.sh_degree + 1) ** 2]), means - t(inp.campos), inp.sh_degree)
-    conic_a, conic_b, conic_c = c / det, -b / det, a / det
+    safe_det = torch.where(det > 0, det, torch.ones_like(det))
+    conics = torch.stack([c / safe_det, -b / safe_det, a / safe_det], dim=-1)
+    return Projection(torch.stack([u, v], dim=-1), cov2d, conics, opacity, compensation, z,
+                      torch.stack([rx, ry], dim=-1), colour, keep)
+
+
+def composite(proj: Projection, width: int, height: int, background) -> RenderResult:
+    """Blend the kept Gaussians front to back into every pixel (rules in common.py)."""
+    idx = torch.nonzero(proj.keep).flatten()
+    u, v = proj.means2d.unbind(-1)
+    conic_a, conic_b, conic_c = proj.conics.unbind(-1)
+    opacity, z, colour = proj.opacities, proj.depths, proj.colours
     order = idx[torch.argsort(z[idx], stable=True)]
 
-    # 6. Composite, one Gaussian at a time, into every pixel.
     py, px = torch.meshgrid(torch.arange(height, dtype=DTYPE) + 0.5,
                             torch.arange(width, dtype=DTYPE) + 0.5, indexing="ij")
     trans = torch.ones(height, width, dtype=DTYPE)
@@ -147,8 +172,24 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
             break
 
     alpha_img = 1 - trans
-    rgb = rgb + trans[..., None] * t(inp.background)
+    rgb = rgb + trans[..., None] * torch.as_tensor(np.asarray(background), dtype=DTYPE)
     depth = torch.where(alpha_img > 0, depth_sum / alpha_img.clamp_min(1e-300), torch.full_like(depth_sum, np.inf))
     rgba = torch.cat([rgb, alpha_img[..., None]], dim=-1)
     f32 = lambda a: a.numpy().astype(np.float32)  # noqa: E731
     return RenderResult(f32(rgba), f32(depth), f32(alpha_img))
+
+
+def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, background=(0.0, 0.0, 0.0),
+           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "reference") -> RenderResult:
+    """Render ``gaussians`` [N] seen by ``camera`` into a ``height`` x ``width`` image.
+
+    Returns RenderResult(rgba [H, W, 4], depth [H, W], alpha [H, W]), float32; see common.py.
+    ``backend`` is accepted for the shared signature and ignored.
+    """
+    inp = prepare(gaussians, camera, width, height, background, mode, sh_degree)
+    if inp.count == 0:
+        return empty_result(inp)
+    proj = project(inp)
+    if not bool(proj.keep.any()):
+        return empty_result(inp)
+    return composite(proj, inp.width, inp.height, inp.background)
