@@ -16,6 +16,8 @@ tests hold them equal.
 
 The numba cache goes to ``NUMBA_CACHE_DIR``; if it is unset when this module is first imported it
 is set to ``~/.cache/gaussian_heads/numba`` (Blender sets it to the extension's user folder).
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` (idle OpenMP workers sleep instead of spinning; see
+docs/PERFORMANCE.md, Rendering), which only helps if no OpenMP runtime has started yet.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if not os.environ.get("NUMBA_CACHE_DIR"):
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(os.path.expanduser("~"), ".cache", "gaussian_heads", "numba")
     if "numba" in sys.modules:
