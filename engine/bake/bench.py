@@ -79,6 +79,8 @@ def run_bake(args) -> dict:
             "psnr_min": None if r.psnr_min is None else round(r.psnr_min, 2),
             "psnr_head_mean": None if r.psnr_head_mean is None else round(r.psnr_head_mean, 2),
             "psnr_head_min": None if r.psnr_head_min is None else round(r.psnr_head_min, 2),
+            "neck_rmse_mm": None if r.neck_rmse is None else round(r.neck_rmse * 1e3, 3),
+            "neck_max_mm": None if r.neck_max is None else round(r.neck_max * 1e3, 3),
             "psnr_by_camera": {k: round(v, 2) for k, v in r.psnr_by_camera.items()},
             "heldout_rmse": {k: float(f"{v:.3g}") for k, v in r.heldout_rmse.items()},
             "heldout_residual_rms": {k: float(f"{v:.3g}") for k, v in r.heldout_residual_rms.items()},

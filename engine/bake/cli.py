@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         "psnr_min": None if r.psnr_min is None else round(r.psnr_min, 2),
             "psnr_head_mean": None if r.psnr_head_mean is None else round(r.psnr_head_mean, 2),
             "psnr_head_min": None if r.psnr_head_min is None else round(r.psnr_head_min, 2),
+            "neck_rmse_mm": None if r.neck_rmse is None else round(r.neck_rmse * 1e3, 3),
+            "neck_max_mm": None if r.neck_max is None else round(r.neck_max * 1e3, 3),
         "seconds": round(seconds, 2),
         "seconds_by_stage": {k: round(v, 2) for k, v in r.seconds.items()},
         "peak_mb": peak_rss_mb(),

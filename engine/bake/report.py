@@ -42,6 +42,8 @@ class BakeReport:
         images (the black background counts); psnr_head_mean / psnr_head_min: the same over the
         pixels either render covers (alpha > 1/255) only, a stricter figure;
     psnr_by_camera: mean per camera; resolution, render_backend: how the images were made.
+    neck_rmse / neck_max: position error (metres) of the run-time head transform, baked vs full at
+        the neutral expression with the neck and head turned (``NECK_PROBES``).
     """
 
     n_samples: int = 0
@@ -64,6 +66,8 @@ class BakeReport:
     psnr_head_min: float | None = None
     resolution: int = 0
     render_backend: str = ""
+    neck_rmse: float | None = None
+    neck_max: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,6 +78,25 @@ class BakeReport:
             return None
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in dict(data).items() if k in names})
+
+
+# (neck, global_rot) axis-angle pairs, radians: nod, turn while the head turns, a mixed twist
+NECK_PROBES = (((0.3, 0.0, 0.0), (0.0, 0.0, 0.0)), ((0.0, 0.4, 0.0), (0.1, 0.3, 0.0)),
+               ((0.2, -0.3, 0.1), (0.0, 0.0, 0.0)))
+
+
+def neck_errors(identity, baked) -> tuple[float, float]:
+    """(RMSE, max) of Gaussian positions, baked vs full, over ``NECK_PROBES`` (metres)."""
+    sq, count, worst = 0.0, 0, 0.0
+    for neck, global_rot in NECK_PROBES:
+        params = identity.neutral_params()
+        params.neck = np.asarray(neck, np.float32)
+        params.global_rot = np.asarray(global_rot, np.float32)
+        d = np.linalg.norm(identity.pose(params).means.astype(np.float64) - baked.pose(params).means, axis=1)
+        sq += float((d ** 2).sum())
+        count += len(d)
+        worst = max(worst, float(d.max(initial=0.0)))
+    return (float(np.sqrt(sq / count)) if count else 0.0), worst
 
 
 def _aligned_quats(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -178,6 +201,7 @@ def build_report(identity, baked: "BakedIdentity", heldout_inputs: np.ndarray, c
         if tick is not None:
             tick((i + 1) / total)
     rms = [{n: float(math.sqrt(s / c)) if c else 0.0 for n, (s, c) in acc.items()} for acc in sums]
+    report.neck_rmse, report.neck_max = neck_errors(identity, baked)
     report.n_heldout = int(len(heldout_inputs))
     report.heldout_rmse, report.heldout_projection_rmse, report.heldout_residual_rms = rms
     if cams and len(heldout_inputs):

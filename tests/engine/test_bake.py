@@ -163,6 +163,7 @@ def test_mlp_recovers_held_out(baked):
         assert 0.9 < r.captured[a] <= 1.0
     assert r.psnr_mean is None
     assert set(r.seconds) >= {"svd", "mlp", "report", "total"}
+    assert 0 <= r.neck_rmse < 1e-3 and r.neck_max < 1e-2   # the run-time head transform follows LBS
 
 
 def test_neutral_is_exact(identity, baked):
