@@ -143,6 +143,21 @@ def run_replay(args) -> dict:
             "repeat": args.repeat, **_machine()}
 
 
+def baked_pose_case(model, n_gaussians: int):
+    """For ``python -m engine bench pose`` (``avatar.bench.register_pose_case``): the built-in
+    identity on ``model`` with ``n_gaussians``, quickly baked (K = 64, 96 samples; the pose time
+    depends on N and K only)."""
+    from ..avatar.builtin import BuiltinSamplerConfig, BuiltinSource
+    from .bake import bake
+    from .config import BakeConfig, MLPConfig, ReportConfig
+
+    identity = BuiltinSource(model, BuiltinSamplerConfig(n_gaussians=n_gaussians)).sample(0)
+    return bake(identity, 96, 64, 0, config=BakeConfig(mlp=MLPConfig(steps=50), report=ReportConfig(n_heldout=0)))
+
+
+POSE_CASE = ("builtin identity, baked (K = 64, int8 blend)", baked_pose_case)
+
+
 def run(args: argparse.Namespace) -> int:
     result = run_replay(args) if args.replay else run_bake(args)
     print(json.dumps(result), flush=True)

@@ -373,3 +373,25 @@ def test_colour_and_extra_frames(identity):
     g = b.pose(b.neutral_params())
     np.testing.assert_allclose(g.sh, b.neutral.sh, atol=1e-6)  # identity has no colour change
     assert b.attributes == ("xyz", "color") and b.mlp.n_outputs == 8
+
+
+def test_flame_space_model_bakes():
+    """FLAME-space expressions (signed ψ, no range) go through the same bake."""
+    import dataclasses
+
+    ident = SynthIdentity(n_gaussians=300)
+    ident.model = dataclasses.replace(ident.model, expr_space="flame", expr_range=None)
+    b = bake(ident, 40, 6, seed=0, config=BakeConfig(mlp=MLPConfig(hidden=(16, 16), steps=30),
+                                                    report=ReportConfig(n_heldout=2)))
+    assert b.meta["model"]["expr_space"] == "flame"
+    assert b.report.heldout_residual_rms["xyz"] > 0
+    p = b.neutral_params()
+    p.expr = np.full(6, -1.0, np.float32)
+    assert np.isfinite(b.pose(p).means).all()
+
+
+def test_pose_case_for_the_pose_bench():
+    from engine.bake.bench import POSE_CASE
+
+    label, make = POSE_CASE
+    assert "baked" in label and callable(make)
