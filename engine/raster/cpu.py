@@ -400,8 +400,11 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
                  inp.world_to_cam, inp.campos, inp.fx, inp.fy, inp.cx, inp.cy, inp.near, inp.far,
                  inp.orthographic, inp.width, inp.height, inp.antialiased, par, rgb, rect)
         offsets, ids = _bin(_depth_order(par, rect), rect, tiles_x, tiles_y)
-        _rasterize(offsets, ids, par, rgb, rect, tiles_x, inp.width, inp.height, inp.background,
-                   rgba, depth, alpha)
+        # tiles differ a lot in work (the head is somewhere in the frame): hand them out in
+        # small dynamic chunks rather than one contiguous half per thread
+        with numba.parallel_chunksize(4):
+            _rasterize(offsets, ids, par, rgb, rect, tiles_x, inp.width, inp.height, inp.background,
+                       rgba, depth, alpha)
     return RenderResult(rgba, depth, alpha)
 
 
