@@ -48,7 +48,6 @@ from .common import (ALPHA_THRESHOLD, EPS2D, EXTEND_MAX, FOV_CLAMP, MAX_ALPHA, S
                      SH_C2, SH_C3, T_MIN, TILE, RenderResult, empty_result, prepare)
 
 _F = np.float32
-_THR = _F(ALPHA_THRESHOLD)
 _LOG_THR = math.log(ALPHA_THRESHOLD)
 _MAX_ALPHA = _F(MAX_ALPHA)
 _T_MIN = _F(T_MIN)

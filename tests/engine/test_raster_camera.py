@@ -172,7 +172,10 @@ def _gl_ortho(l, r, b, t, n, f):
 def test_camera_from_view_matches_opengl(ortho):
     view = np.linalg.inv(rot_x(80, (0.3, -4.0, 0.5)))
     w, h = 640, 360
-    proj = _gl_ortho(-2.1, 1.7, -1.0, 1.2, -5.0, 50.0) if ortho else _gl_perspective(-0.06, 0.05, -0.02, 0.04, 0.1, 80.0)
+    if ortho:
+        proj = _gl_ortho(-2.1, 1.7, -1.0, 1.2, -5.0, 50.0)
+    else:
+        proj = _gl_perspective(-0.06, 0.05, -0.02, 0.04, 0.1, 80.0)
     cam = camera_from_view(view, proj, w, h)
     assert cam.orthographic == ortho
     assert (cam.near, cam.far) == pytest.approx((-5.0, 50.0) if ortho else (0.1, 80.0))
