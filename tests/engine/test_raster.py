@@ -301,3 +301,33 @@ def test_bench_render_prints_one_json_line_per_backend():
     for r in rows:
         assert {"backend", "gaussians", "width", "height", "ms_median", "fps"} <= set(r)
         assert (r["gaussians"], r["width"], r["height"]) == (200, 32, 24) and r["ms_median"] > 0 and r["fps"] > 0
+
+
+def test_cpu_is_deterministic_across_thread_counts_and_threads():
+    import threading
+
+    import numba
+
+    g, cam = head_shell(2000, seed=3), head_camera(96, 80, fill=0.9)
+    first = render(g, cam, 96, 80, backend="cpu")
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = render(g, cam, 96, 80, backend="cpu")
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(first.rgba, single.rgba)
+    np.testing.assert_array_equal(first.depth, single.depth)
+    # renders from several Python threads at once (viewport + final render) give the same frame
+    results = [None] * 3
+
+    def work(i):
+        results[i] = render(g, cam, 96, 80, backend="cpu").rgba
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, first.rgba)
