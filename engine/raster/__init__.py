@@ -35,10 +35,13 @@ def available_backends() -> list[str]:
     return [b for b in BACKENDS if b != "gsplat" or _gsplat_available()]
 
 
+_FAILED: set[str] = set()   # backends that failed at run time in this process ("auto" skips them)
+
+
 def resolve_backend(backend: str) -> str:
-    """``"auto"`` -> ``"gsplat"`` with CUDA, else ``"cpu"``; other names are checked."""
+    """``"auto"`` -> ``"gsplat"`` with CUDA (unless it failed before), else ``"cpu"``."""
     if backend == "auto":
-        return "gsplat" if _gsplat_available() else "cpu"
+        return "gsplat" if "gsplat" not in _FAILED and _gsplat_available() else "cpu"
     if backend not in BACKENDS:
         raise GaussianHeadsError(f"unknown render backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
     if backend == "gsplat" and not _gsplat_available():
@@ -56,8 +59,17 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     mode: "antialiased" (opacity compensated for the 0.3 px dilation) or "classic".
     sh_degree: None for all the set has, else 0..3 (clamped to what the set has).
     Returns RenderResult(rgba [H,W,4], depth [H,W], alpha [H,W]) float32.
+    With ``"auto"``, a gsplat failure (CUDA build, driver) falls back to cpu for the rest of the
+    process; asking for ``"gsplat"`` by name raises the GaussianHeadsError instead.
     """
     name = resolve_backend(backend)
     module = importlib.import_module(f".{_MODULES[name]}", __package__)
-    return module.render(gaussians, camera, width, height, background, mode=mode,
-                         sh_degree=sh_degree, backend=name)
+    try:
+        return module.render(gaussians, camera, width, height, background, mode=mode,
+                             sh_degree=sh_degree, backend=name)
+    except GaussianHeadsError:
+        if backend != "auto" or name != "gsplat":
+            raise
+        _FAILED.add("gsplat")
+        return render(gaussians, camera, width, height, background, mode=mode, sh_degree=sh_degree,
+                      backend="auto")

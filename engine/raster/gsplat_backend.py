@@ -15,7 +15,7 @@ import numpy as np
 from ..avatar.gaussian_set import GaussianSet
 from ..errors import GaussianHeadsError
 from .camera import Camera
-from .common import RenderResult, empty_result, prepare
+from .common import RenderInputs, RenderResult, empty_result, prepare
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,6 +40,20 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
         raise GaussianHeadsError("the gsplat backend needs gsplat and a CUDA GPU; use the 'cpu' backend")
     if inp.count == 0:
         return empty_result(inp)
+    try:
+        colours, alphas = _rasterize(inp)
+    except Exception as exc:  # CUDA build, driver or out-of-memory failures: say what to do
+        raise GaussianHeadsError(f"gsplat could not render on this GPU ({type(exc).__name__}: {exc}); "
+                                 "choose the CPU backend") from exc
+    colours = colours[0].float().cpu().numpy()                    # [H, W, 4]: rgb, expected depth
+    alpha = np.ascontiguousarray(alphas[0, ..., 0].float().cpu().numpy())
+    rgba = np.concatenate([colours[..., :3], alpha[..., None]], axis=-1).astype(np.float32)
+    depth = np.where(alpha > 0, colours[..., 3], np.inf).astype(np.float32)
+    return RenderResult(np.ascontiguousarray(rgba), depth, alpha)
+
+
+def _rasterize(inp: RenderInputs):
+    """gsplat.rasterization on CUDA -> (colours [1, H, W, 4] rgb + expected depth, alphas [1, H, W, 1])."""
     import torch
     from gsplat import rasterization
 
@@ -61,8 +75,4 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
             render_mode="RGB+ED", rasterize_mode="antialiased" if inp.antialiased else "classic",
             camera_model="ortho" if inp.orthographic else "pinhole",
         )
-    colours = colours[0].float().cpu().numpy()                    # [H, W, 4]: rgb, expected depth
-    alpha = np.ascontiguousarray(alphas[0, ..., 0].float().cpu().numpy())
-    rgba = np.concatenate([colours[..., :3], alpha[..., None]], axis=-1).astype(np.float32)
-    depth = np.where(alpha > 0, colours[..., 3], np.inf).astype(np.float32)
-    return RenderResult(np.ascontiguousarray(rgba), depth, alpha)
+    return colours, alphas

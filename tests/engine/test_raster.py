@@ -331,3 +331,19 @@ def test_cpu_is_deterministic_across_thread_counts_and_threads():
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, first.rgba)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a broken GPU on a CPU-only machine")
+def test_auto_falls_back_to_cpu_when_gsplat_fails(monkeypatch):
+    import engine.raster as raster
+    from engine.raster import gsplat_backend
+
+    monkeypatch.setattr(gsplat_backend, "available", lambda: True)     # pretend CUDA is there
+    monkeypatch.setattr(raster, "_FAILED", set())
+    g, cam = random_gaussians(n=50, seed=8), persp_camera()
+    assert raster.resolve_backend("auto") == "gsplat"
+    with pytest.raises(GaussianHeadsError, match="CPU backend"):      # torch has no CUDA here
+        render(g, cam, W, H, backend="gsplat")
+    result = render(g, cam, W, H, backend="auto")                      # falls back, once for all
+    np.testing.assert_array_equal(result.rgba, render(g, cam, W, H, backend="cpu").rgba)
+    assert raster.resolve_backend("auto") == "cpu"
