@@ -24,6 +24,8 @@ attributes before lifting; residual quaternions are added and the sum renormalis
 
 from __future__ import annotations
 
+import importlib
+
 import json
 import zlib
 from dataclasses import dataclass, field, replace
@@ -137,6 +139,9 @@ class Identity(Protocol):
 
 # kind -> from_arrays(arrays: dict[str, np.ndarray], model: HeadModel) -> Deformation
 _DEFORMATION_LOADERS: dict[str, Callable[[dict, HeadModel], Deformation]] = {}
+# Deformation kinds of our own, and the module (relative to ``engine``) whose import registers
+# them: loading a stored identity must not depend on what happened to be imported before.
+_BUILTIN_DEFORMATION_MODULES: dict[str, str] = {"generator_network": "..generator.source"}
 
 
 def register_deformation(kind: str, from_arrays: Callable[[dict, HeadModel], Deformation]) -> None:
@@ -318,6 +323,8 @@ class BoundIdentity:
         deformation = None
         kind = meta.get("deformation")
         if kind is not None:
+            if kind not in _DEFORMATION_LOADERS and kind in _BUILTIN_DEFORMATION_MODULES:
+                importlib.import_module(_BUILTIN_DEFORMATION_MODULES[kind], __package__)
             loader = _DEFORMATION_LOADERS.get(kind)
             if loader is None:
                 raise GaussianHeadsError(f"stored identity has a deformation of unknown kind '{kind}'")

@@ -424,3 +424,36 @@ def test_make_generator_checkpoint_tool(tmp_path):
     assert ck.config == small_config() and float(gen.mapping.w_avg.abs().sum()) > 0
     ref = build_generator(small_config(), seed=3)  # same seed -> same weights (w_avg aside)
     assert torch.equal(ref.synthesis.blocks[0].const, gen.synthesis.blocks[0].const)
+
+
+def test_stored_generator_identity_reloads_in_a_fresh_process(onnx_only_zip, model, tmp_path):
+    """Loading a stored identity must not depend on engine.generator having been imported first
+    (Blender reloads avatars from the .blend in a new session)."""
+    from engine.generator.source import CheckpointSource
+
+    ident = CheckpointSource(onnx_only_zip, model=model).sample(5)
+    params = ident.neutral_params()
+    params.jaw[0] = 0.25
+    want = ident.deformation.residuals(params).d_offsets
+    stored = tmp_path / "identity.npz"
+    np.savez(stored, **ident.to_arrays())
+    np.save(tmp_path / "want.npy", want)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        import numpy as np
+        from engine.avatar.identity import BoundIdentity
+        from tests.engine.synthetic_head import make_synthetic_head
+        assert "engine.generator.source" not in sys.modules
+        with np.load({str(stored)!r}, allow_pickle=False) as f:
+            ident = BoundIdentity.from_arrays(dict(f), make_synthetic_head())
+        params = ident.neutral_params()
+        params.jaw[0] = 0.25
+        got = ident.deformation.residuals(params).d_offsets
+        assert np.allclose(got, np.load({str(tmp_path / "want.npy")!r}), atol=1e-6)
+        print("OK", type(ident.deformation).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=str(REPO_ROOT))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("OK NetworkDeformation")
