@@ -61,7 +61,10 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     Returns RenderResult(rgba [H,W,4], depth [H,W], alpha [H,W]) float32.
     With ``"auto"``, a gsplat failure (CUDA build, driver) falls back to cpu for the rest of the
     process; asking for ``"gsplat"`` by name raises the GaussianHeadsError instead.
+    Non-finite attributes (NaN, inf) raise GaussianHeadsError rather than poison the image.
     """
+    if isinstance(gaussians, GaussianSet):  # other types are refused by the backend's checks
+        gaussians.validate_finite("Gaussians to render")
     name = resolve_backend(backend)
     module = importlib.import_module(f".{_MODULES[name]}", __package__)
     try:

@@ -125,6 +125,15 @@ def test_empty_scene():
         np.testing.assert_allclose(r.rgba[..., :3], np.broadcast_to([0.1, 0.2, 0.3], (H, W, 3)))
 
 
+@pytest.mark.parametrize("field", ["means", "log_scales", "quats", "opacity_logits", "sh"])
+def test_non_finite_gaussians_are_refused_with_a_clear_error(field):
+    g = random_gaussians(n=20)
+    getattr(g, field).reshape(-1)[3] = np.nan
+    for backend in ("reference", "cpu"):
+        with pytest.raises(GaussianHeadsError, match=f"{field} contains NaN or infinity"):
+            render(g, persp_camera(), W, H, backend=backend)
+
+
 def test_zero_opacity_draws_nothing():
     g = random_gaussians(n=50)
     g = GaussianSet(g.means, g.log_scales, g.quats, np.full(50, -40.0), g.sh)
