@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import IntProperty
+from bpy.props import IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
 
 from ..engine.errors import GaussianHeadsError
 from . import storage
@@ -242,7 +243,41 @@ class GAUSSIAN_HEADS_OT_clear_bake(bpy.types.Operator):
         return {'FINISHED'}
 
 
-classes = (GAUSSIAN_HEADS_OT_bake_blendshapes, GAUSSIAN_HEADS_OT_clear_bake)
+class GAUSSIAN_HEADS_OT_export_bake(bpy.types.Operator, ExportHelper):
+    """Write the active avatar's bake as one self-contained .npz (neutral Gaussians, blendshape
+    bases, coefficient MLP as ONNX) that a web or game runtime can play (docs/BAKED_FORMAT.md)"""
+
+    bl_idname = "gaussian_heads.export_bake"
+    bl_label = "Export Baked Avatar"
+    bl_options = {'REGISTER'}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={'HIDDEN'})
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or not obj.gaussian_heads.is_avatar:
+            cls.poll_message_set("Select a Gaussian head avatar")
+            return False
+        if not storage.has_bake(obj):
+            cls.poll_message_set(f"'{obj.name}' has no bake: run Bake Blendshapes first")
+            return False
+        return True
+
+    def execute(self, context):
+        obj = context.active_object
+        try:
+            baked = storage.load_bake(obj, storage.load_identity(obj))
+            baked.save(self.filepath)
+        except (GaussianHeadsError, OSError) as exc:
+            self.report({'ERROR'}, f"{self.filepath}: {exc}" if isinstance(exc, OSError) else str(exc))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {self.filepath}: {baked.n_gaussians} Gaussians, K = {baked.k}")
+        return {'FINISHED'}
+
+
+classes = (GAUSSIAN_HEADS_OT_bake_blendshapes, GAUSSIAN_HEADS_OT_clear_bake, GAUSSIAN_HEADS_OT_export_bake)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

@@ -185,6 +185,7 @@ def draw_bake(layout, obj):
     if storage.has_bake(obj):
         layout.label(text=props.bake_status or "Baked", icon='CHECKMARK')
         layout.prop(props, "show_baked")
+        layout.operator("gaussian_heads.export_bake", icon='EXPORT')
 
 
 class GAUSSIAN_HEADS_PT_avatar(GaussianHeadsSidebar, bpy.types.Panel):

@@ -103,3 +103,31 @@ def test_render_baked_draws_the_bake(gh, helpers, avatar, small_identity, tmp_pa
         images[baked] = helpers.read_png(tmp_path / f"baked_{baked}.png").astype(int)
     assert images[True][..., :3].std() > 10                        # a head
     assert np.abs(images[True] - images[False]).mean() < 3.0        # the bake reproduces the neutral pose
+
+
+def test_export_bake_writes_the_self_contained_file(gh, helpers, avatar, small_identity, tmp_path):
+    storage = helpers.addon("operators.storage")
+    bake_op = helpers.addon("operators.bake")
+    baked_mod = helpers.addon("engine.bake.baked")
+    bpy.context.view_layer.objects.active = avatar
+    assert not bpy.ops.gaussian_heads.export_bake.poll()          # nothing baked yet
+    job = bake_op.BakeJob(small_identity, bake_op.BakeSettings(SAMPLES, K, 0), _small_config(helpers)).start()
+    job.wait()
+    assert bake_op.apply_result(avatar, job, storage.stored_hash(avatar))[0] == 'INFO'
+
+    path = tmp_path / "avatar_bake.npz"
+    assert bpy.ops.gaussian_heads.export_bake(filepath=str(path)) == {'FINISHED'}
+    loaded = baked_mod.BakedIdentity.load(path, small_identity.model)
+    expected = job.result.to_arrays()
+    got = loaded.to_arrays()
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        assert np.array_equal(np.asarray(got[key]).view(np.uint8), np.asarray(expected[key]).view(np.uint8)), key
+    params = small_identity.neutral_params()
+    params.jaw[0] = 0.2
+    np.testing.assert_allclose(loaded.pose(params).means, job.result.pose(params).means, atol=1e-6)
+
+    # an unwritable destination is reported, not raised
+    bad = tmp_path / "missing_folder" / "x.npz"
+    with pytest.raises(RuntimeError, match="missing_folder"):
+        bpy.ops.gaussian_heads.export_bake(filepath=str(bad))
