@@ -68,10 +68,14 @@ class BakeJob:
 
         start = time.perf_counter()
         s = self.settings
-        extra = {} if self.config is None else {"config": self.config}
+        config = self.config
+        if config is None:  # the user's bake: measure held-out PSNR so the panel can show quality
+            from ..engine.bake.config import BakeConfig, ReportConfig
+
+            config = BakeConfig(report=ReportConfig(psnr=True))
         try:
             self.result = bake(self.identity, s.n_samples, s.k, s.seed, progress=self._on_progress,
-                               cancel=self._cancel.is_set, **extra)
+                               cancel=self._cancel.is_set, config=config)
         except BakeCancelled:
             self.cancelled = True
         except GaussianHeadsError as exc:
@@ -92,9 +96,9 @@ def summary(baked, seconds: float) -> str:
     report = getattr(baked, "report", None)
     if report is not None:
         if report.psnr_mean is not None:
-            text += f", held-out PSNR {report.psnr_mean:.1f} dB"
-        elif report.heldout_rmse.get("xyz") is not None:
-            text += f", held-out position RMSE {report.heldout_rmse['xyz'] * 1000:.2f} mm"
+            text += f", held-out PSNR {report.psnr_mean:.1f} dB (min {report.psnr_min:.1f})"
+        if report.heldout_rmse.get("xyz") is not None:
+            text += f", position RMSE {report.heldout_rmse['xyz'] * 1000:.2f} mm"
     return text
 
 

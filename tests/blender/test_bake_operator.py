@@ -131,3 +131,19 @@ def test_export_bake_writes_the_self_contained_file(gh, helpers, avatar, small_i
     bad = tmp_path / "missing_folder" / "x.npz"
     with pytest.raises(RuntimeError, match="missing_folder"):
         bpy.ops.gaussian_heads.export_bake(filepath=str(bad))
+
+
+def test_bake_status_shows_held_out_quality(gh, helpers, small_identity):
+    """The user's bake measures held-out PSNR; the panel's status line shows mean, min and RMSE."""
+    bake_op = helpers.addon("operators.bake")
+    config = helpers.addon("engine.bake.config")
+    job = bake_op.BakeJob(small_identity, bake_op.BakeSettings(SAMPLES, K, 0),
+                          config.BakeConfig(mlp=config.MLPConfig(steps=60),
+                                            report=config.ReportConfig(n_heldout=2, psnr=True, resolution=64)))
+    job.start().wait()
+    assert job.error is None, job.error
+    report = job.result.report
+    assert report.psnr_mean is not None and report.psnr_min <= report.psnr_mean
+    text = bake_op.summary(job.result, job.seconds)
+    assert f"held-out PSNR {report.psnr_mean:.1f} dB (min {report.psnr_min:.1f})" in text
+    assert "position RMSE" in text
