@@ -22,6 +22,7 @@ from ..engine.animation.align import AlignOptions
 from ..engine.animation.names import looks_arkit
 from ..engine.errors import GaussianHeadsError
 from . import keyframes
+from .context import poll_active_avatar
 
 IMPORT_LABEL = "Gaussian Heads Animation (.npz/.csv/.json/folder)"
 EXPORT_LABEL = "Gaussian Heads Animation (.npz/.csv)"
@@ -151,11 +152,7 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.gaussian_heads.is_avatar:
-            cls.poll_message_set("Select a Gaussian avatar to animate")
-            return False
-        return True
+        return poll_active_avatar(cls, context) is not None
 
     def invoke(self, context, event):
         self.start_frame = context.scene.frame_start
@@ -275,11 +272,7 @@ class GAUSSIAN_HEADS_OT_export_animation(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.gaussian_heads.is_avatar:
-            cls.poll_message_set("Select a Gaussian avatar to export its animation")
-            return False
-        return True
+        return poll_active_avatar(cls, context) is not None
 
     def check(self, context):
         ext = ".csv" if self.file_format == 'LIVE_LINK_CSV' else ".npz"

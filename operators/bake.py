@@ -19,6 +19,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from ..engine.errors import GaussianHeadsError
 from . import storage
+from .context import poll_active_avatar
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,8 @@ class GAUSSIAN_HEADS_OT_bake_blendshapes(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.gaussian_heads.is_avatar:
-            cls.poll_message_set("Select a Gaussian head avatar to bake")
+        obj = poll_active_avatar(cls, context)
+        if obj is None:
             return False
         if not storage.has_identity(obj):
             cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
@@ -226,9 +226,8 @@ class GAUSSIAN_HEADS_OT_clear_bake(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.gaussian_heads.is_avatar:
-            cls.poll_message_set("Select a Gaussian head avatar")
+        obj = poll_active_avatar(cls, context)
+        if obj is None:
             return False
         if not storage.has_bake(obj):
             cls.poll_message_set(f"'{obj.name}' has no bake")
@@ -260,9 +259,8 @@ class GAUSSIAN_HEADS_OT_export_bake(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        obj = context.active_object
-        if obj is None or not obj.gaussian_heads.is_avatar:
-            cls.poll_message_set("Select a Gaussian head avatar")
+        obj = poll_active_avatar(cls, context)
+        if obj is None:
             return False
         if not storage.has_bake(obj):
             cls.poll_message_set(f"'{obj.name}' has no bake: run Bake Blendshapes first")

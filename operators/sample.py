@@ -17,6 +17,7 @@ from ..engine.errors import GaussianHeadsError
 from ..engine.scene_render import channel_group, mirrored_values
 from ..properties import MAX_SHAPE, widen_expression_range
 from . import storage
+from .context import poll_active_avatar
 
 SOURCE_ITEMS = (('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
                 ('CHECKPOINT', "Checkpoint", "A generator checkpoint file"))
@@ -171,17 +172,6 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
         return {'FINISHED'}
 
 
-def _active_avatar(cls, context):
-    obj = context.active_object
-    if obj is None:
-        cls.poll_message_set("Select a Gaussian head avatar (none is active)")
-        return None
-    if not obj.gaussian_heads.is_avatar:
-        cls.poll_message_set(f"'{obj.name}' is not a Gaussian head avatar")
-        return None
-    return obj
-
-
 class GAUSSIAN_HEADS_OT_reset_expression(bpy.types.Operator):
     """Set the active avatar's expression channels (and optionally its pose) back to neutral"""
 
@@ -194,7 +184,7 @@ class GAUSSIAN_HEADS_OT_reset_expression(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_avatar(cls, context) is not None
+        return poll_active_avatar(cls, context) is not None
 
     def execute(self, context):
         props = context.active_object.gaussian_heads
@@ -217,7 +207,7 @@ class GAUSSIAN_HEADS_OT_mirror_expression(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = _active_avatar(cls, context)
+        obj = poll_active_avatar(cls, context)
         if obj is None:
             return False
         if not len(obj.gaussian_heads.expr):
@@ -252,7 +242,7 @@ class GAUSSIAN_HEADS_OT_export_ply(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = _active_avatar(cls, context)
+        obj = poll_active_avatar(cls, context)
         if obj is None:
             return False
         if not storage.has_identity(obj):
