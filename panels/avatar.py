@@ -21,6 +21,22 @@ class GaussianHeadsSidebar:
     bl_category = "Gaussian Heads"
 
 
+class AvatarPanel:
+    """Shown only while the active object is a Gaussian head avatar."""
+
+    @classmethod
+    def poll(cls, context):
+        return active_avatar(context) is not None
+
+
+class ObjectTabPanel(AvatarPanel):
+    """A panel in the Properties editor's Object tab."""
+
+    bl_space_type = 'PROPERTIES'
+    bl_region_type = 'WINDOW'
+    bl_context = "object"
+
+
 class GAUSSIAN_HEADS_UL_expression(bpy.types.UIList):
     """Expression channels: a slider per channel, filtered by name and group, grouped in order."""
 
@@ -110,12 +126,8 @@ class GAUSSIAN_HEADS_PT_gallery(GaussianHeadsSidebar, bpy.types.Panel):
         layout.operator("gaussian_heads.build_gallery", icon='RENDER_STILL')
 
 
-class GAUSSIAN_HEADS_PT_expression(GaussianHeadsSidebar, bpy.types.Panel):
+class GAUSSIAN_HEADS_PT_expression(AvatarPanel, GaussianHeadsSidebar, bpy.types.Panel):
     bl_label = "Expression"
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         layout = self.layout
@@ -127,12 +139,8 @@ class GAUSSIAN_HEADS_PT_expression(GaussianHeadsSidebar, bpy.types.Panel):
         row.operator("gaussian_heads.mirror_expression", text="Mirror", icon='MOD_MIRROR')
 
 
-class GAUSSIAN_HEADS_PT_pose(GaussianHeadsSidebar, bpy.types.Panel):
+class GAUSSIAN_HEADS_PT_pose(AvatarPanel, GaussianHeadsSidebar, bpy.types.Panel):
     bl_label = "Pose"
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         layout = self.layout
@@ -188,39 +196,24 @@ def draw_bake(layout, obj):
         layout.operator("gaussian_heads.export_bake", icon='EXPORT')
 
 
-class GAUSSIAN_HEADS_PT_avatar(GaussianHeadsSidebar, bpy.types.Panel):
+class GAUSSIAN_HEADS_PT_avatar(AvatarPanel, GaussianHeadsSidebar, bpy.types.Panel):
     bl_label = "Avatar"
     bl_options = {'DEFAULT_CLOSED'}
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         draw_avatar_info(self.layout, active_avatar(context))
 
 
-class GAUSSIAN_HEADS_PT_bake(GaussianHeadsSidebar, bpy.types.Panel):
+class GAUSSIAN_HEADS_PT_bake(AvatarPanel, GaussianHeadsSidebar, bpy.types.Panel):
     bl_label = "Bake"
     bl_options = {'DEFAULT_CLOSED'}
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         draw_bake(self.layout, active_avatar(context))
 
 
-class GAUSSIAN_HEADS_PT_object(bpy.types.Panel):
-    bl_space_type = 'PROPERTIES'
-    bl_region_type = 'WINDOW'
-    bl_context = "object"
+class GAUSSIAN_HEADS_PT_object(ObjectTabPanel, bpy.types.Panel):
     bl_label = "Gaussian Head"
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         obj = active_avatar(context)
@@ -230,33 +223,19 @@ class GAUSSIAN_HEADS_PT_object(bpy.types.Panel):
                                   "expr_index", rows=5)
 
 
-class GAUSSIAN_HEADS_PT_object_bake(bpy.types.Panel):
-    bl_space_type = 'PROPERTIES'
-    bl_region_type = 'WINDOW'
-    bl_context = "object"
+class GAUSSIAN_HEADS_PT_object_bake(ObjectTabPanel, bpy.types.Panel):
     bl_label = "Bake"
     bl_parent_id = "GAUSSIAN_HEADS_PT_object"
     bl_options = {'DEFAULT_CLOSED'}
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         draw_bake(self.layout, active_avatar(context))
 
 
-class GAUSSIAN_HEADS_PT_object_pose(bpy.types.Panel):
-    bl_space_type = 'PROPERTIES'
-    bl_region_type = 'WINDOW'
-    bl_context = "object"
+class GAUSSIAN_HEADS_PT_object_pose(ObjectTabPanel, bpy.types.Panel):
     bl_label = "Pose"
     bl_parent_id = "GAUSSIAN_HEADS_PT_object"
     bl_options = {'DEFAULT_CLOSED'}
-
-    @classmethod
-    def poll(cls, context):
-        return active_avatar(context) is not None
 
     def draw(self, context):
         layout = self.layout
