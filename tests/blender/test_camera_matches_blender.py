@@ -1,8 +1,8 @@
 """Our Blender camera conversion projects points exactly where Blender itself does.
 
 For many camera and render settings, cameras are built in bpy; every setting is read into
-``BlenderCameraSettings`` the way the render engine reads it, and our projection of random points
-is compared with ``bpy_extras.object_utils.world_to_camera_view`` scaled to pixels.
+``BlenderCameraSettings`` by the render engine's own reader
+(``render_engine.camera_settings``), and our projection of random points is compared with ``bpy_extras.object_utils.world_to_camera_view`` scaled to pixels.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from engine.raster.blender_camera import BlenderCameraSettings, camera_from_blen
 TOLERANCE_PX = 2e-3
 
 
+_conftest = None
+
+
+@pytest.fixture(autouse=True)
+def _blender_helpers(helpers):
+    global _conftest
+    _conftest = helpers
+
+
 def read_settings(camera_object, scene) -> BlenderCameraSettings:
-    """bpy -> settings, exactly the snippet in blender_camera's docstring."""
-    cam, r = camera_object.data, scene.render
-    return BlenderCameraSettings(
-        type=cam.type, lens=cam.lens, ortho_scale=cam.ortho_scale,
-        sensor_width=cam.sensor_width, sensor_height=cam.sensor_height, sensor_fit=cam.sensor_fit,
-        shift_x=cam.shift_x, shift_y=cam.shift_y, clip_start=cam.clip_start, clip_end=cam.clip_end,
-        matrix_world=[list(row) for row in camera_object.matrix_world],
-        resolution_x=r.resolution_x, resolution_y=r.resolution_y,
-        resolution_percentage=r.resolution_percentage,
-        pixel_aspect_x=r.pixel_aspect_x, pixel_aspect_y=r.pixel_aspect_y,
-        use_border=r.use_border, use_crop_to_border=r.use_crop_to_border,
-        border_min_x=r.border_min_x, border_max_x=r.border_max_x,
-        border_min_y=r.border_min_y, border_max_y=r.border_max_y)
+    """bpy -> settings through the render engine's own reader (what F12 uses)."""
+    _conftest.enable_addon()  # build_scene reset the factory settings
+    return _conftest.addon("render_engine").camera_settings(scene, camera_object)
 
 
 def build_scene(cam_type="PERSP", lens=50.0, ortho_scale=6.0, sensor=(36.0, 24.0), fit="AUTO", shift=(0.0, 0.0),
