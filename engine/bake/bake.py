@@ -4,6 +4,7 @@ Stages (progress fractions in brackets, without / with the PSNR report):
 1. neutral pose and the sample table (``sampling.sample_inputs``)                      [0.00]
 2. truncated SVD per attribute of the posed-minus-neutral residuals, streamed block by
    block (``svd.truncated_svd``; every pass re-poses the samples, deterministically)   [0.00–0.80 / 0.00–0.70]
+   and the coefficient bounds coef_max [A, K] = max over samples of |projection|
 3. coefficient MLP trained on the projections (``mlp.train_mlp``), exported to ONNX     [0.80–0.97 / 0.70–0.85]
 4. held-out report (``report.build_report``)                                           [0.97–1.00 / 0.85–1.00]
 
@@ -249,12 +250,15 @@ def bake(identity, n_samples: int, k: int, seed: int, *, config: BakeConfig = Ba
     seconds["mlp"] = time.perf_counter() - t0
 
     bases = {name: r.basis for name, r in zip(attrs, results)}
+    # [A, K]: the largest |coefficient| each component took on the training samples; the run-time
+    # kernel skips Gaussians whose blend stays below tolerance within these bounds (blend_kernel)
+    coef_max = np.stack([np.abs(r.coeffs).max(axis=0) for r in results]).astype(np.float32)
     meta = {"model": {"name": str(getattr(model, "name", "")), "expr_space": str(getattr(model, "expr_space", "")),
                       "n_shape": int(len(shape)), "n_expr": n_expr}}
     joints = neutral_joints(model, shape)
     neck_weights = estimate_neck_weights(identity, neutral, joints) if config.neck_blend else None
     baked = BakedIdentity(neutral, attrs, bases, trained.weights, onnx_bytes, tuple(model.expr_names), shape,
-                          joints, neck_weights, config=config, meta=meta, model=model)
+                          joints, neck_weights, config=config, meta=meta, model=model, coef_max=coef_max)
 
     step.stage(bounds[1], 1.0, "measuring quality on held-out poses")
     t0 = time.perf_counter()

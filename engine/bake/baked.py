@@ -14,6 +14,11 @@ then the rigid head part, a two-joint linear blend skinning of the blended Gauss
     quats_i -> normalise((1 − w_i)·q(M_root) + w_i·q(M_neck)) ⊗ quats_i   (q(M_neck) sign-aligned)
 With no neck rotation M_root = M_neck and this is one rigid transform (skipped when identity).
 
+``coef_max [A, K]`` (max |training coefficient| per attribute and component, recorded by ``bake``)
+lets the fused kernel skip Gaussians and channels whose blend change stays below
+``blend_kernel.StaticTolerances`` on the training distribution (``blend_kernel`` docstring);
+without it (older files) every Gaussian is blended.
+
 ``pose`` is the fast path (float32 BLAS mat-vecs into preallocated buffers); ``pose_reference`` is
 the readable float64 twin; tests hold them equal.
 """
@@ -85,7 +90,9 @@ class BakedIdentity:
     model        the HeadModel when known (None after ``load`` unless passed in)
     mlp_backend  "auto" (onnxruntime if importable, else numpy), "onnxruntime" or "numpy"
     blend_backend "auto" (int8 if numba imports, else numpy), "int8" / "float32" (fused numba
-                 kernel, ``blend_kernel``) or "numpy" (BLAS mat-vecs; the reference)
+                 kernel, ``blend_kernel``) or "numpy" (BLAS mat-vecs; the reference, never skips)
+    coef_max     [A, K] float32 >= 0: max |coefficient| of attribute a's component k over the bake's
+                 training samples (the SVD projections), or None (unknown: no Gaussian is skipped)
     """
 
     neutral: GaussianSet
@@ -103,6 +110,7 @@ class BakedIdentity:
     model: HeadModel | None = None
     mlp_backend: str = "auto"
     blend_backend: str = "auto"
+    coef_max: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.attributes = tuple(self.attributes)
@@ -148,6 +156,17 @@ class BakedIdentity:
             raise GaussianHeadsError(f"unknown MLP backend '{self.mlp_backend}'")
         if self.blend_backend not in ("auto", "int8", "float32", "numpy"):
             raise GaussianHeadsError(f"unknown blend backend '{self.blend_backend}'")
+        if self.coef_max is not None:
+            cm = np.asarray(self.coef_max)
+            if cm.dtype.kind not in "fiu":
+                raise GaussianHeadsError(f"coef_max has dtype {cm.dtype}, expected floating point")
+            cm = np.ascontiguousarray(cm, np.float32)
+            if cm.shape != (len(self.attributes), self._k):
+                raise GaussianHeadsError(f"coef_max has shape {cm.shape}, expected (A, K) = "
+                                         f"({len(self.attributes)}, {self._k})")
+            if not (np.isfinite(cm).all() and (cm >= 0).all()):
+                raise GaussianHeadsError("coef_max must be finite and non-negative")
+            self.coef_max = cm
         self._session = None
         self._tables: dict[str, tuple] = {}
 
@@ -225,12 +244,31 @@ class BakedIdentity:
             return "numpy"
         return "int8"
 
+    def _kernel_tables(self, backend: str):
+        """(BlendTables, neutral [N, C]) of the fused kernel for ``backend`` ("int8"/"float32"),
+        built on first use and cached (one backend at a time)."""
+        if backend not in self._tables:
+            from . import blend_kernel
+
+            self._tables = {backend: (
+                blend_kernel.build_tables(self.bases, self.attributes, len(self.neutral), self._k,
+                                          quantise=backend == "int8", coef_max=self.coef_max),
+                blend_kernel.neutral_table(self.neutral, self.attributes))}
+        return self._tables[backend]
+
+    def blend_tables(self):
+        """The fused kernel's ``blend_kernel.BlendTables`` for the resolved blend backend (its
+        ``live_fraction``: share of Gaussians blended each frame), or None on the numpy backend."""
+        backend = self.resolved_blend_backend()
+        return None if backend == "numpy" else self._kernel_tables(backend)[0]
+
     def blend(self, c: np.ndarray, m_root: np.ndarray | None = None, m_neck: np.ndarray | None = None) -> GaussianSet:
         """Coefficients [A·K] (+ root and neck transforms [4, 4]) -> GaussianSet (N).
 
         Each Gaussian i follows (1 − w_i)·M_root + w_i·M_neck (w = ``neck_weights``); when the two
         transforms agree (no neck rotation) or every w_i = 1 this is one rigid transform.
-        Runs on ``blend_backend`` (fused numba kernel or ``blend_numpy``).
+        Runs on ``blend_backend`` (fused numba kernel, which skips static Gaussians and channels
+        when ``coef_max`` is known, or ``blend_numpy``).
         """
         c = np.asarray(c, np.float32)
         if c.shape != (self._k * len(self.attributes),):
@@ -240,11 +278,7 @@ class BakedIdentity:
             return self.blend_numpy(c, m_root, m_neck)
         from . import blend_kernel
 
-        if backend not in self._tables:
-            self._tables = {backend: blend_kernel.build_tables(self.bases, self.attributes, len(self.neutral), self._k,
-                                                               quantise=backend == "int8")
-                            + (blend_kernel.neutral_table(self.neutral, self.attributes),)}
-        table, scale, chan_attr, neutral = self._tables[backend]
+        tables, neutral = self._kernel_tables(backend)
         m_root = np.eye(4) if m_root is None else np.asarray(m_root, np.float64)
         m_neck = m_root if m_neck is None else np.asarray(m_neck, np.float64)
         if self._all_neck:
@@ -257,7 +291,7 @@ class BakedIdentity:
         else:
             mode = 0 if is_identity_transform(m_root) else 1
         means, log_scales, quats, logits, colour = blend_kernel.blend(
-            c.reshape(len(self.attributes), self._k), table, scale, chan_attr, neutral, self.neck_weights, mode,
+            c.reshape(len(self.attributes), self._k), tables, neutral, self.neck_weights, mode,
             (m_root[:3, :3], m_root[:3, 3], q_root, m_neck[:3, :3], m_neck[:3, 3], q_neck))
         sh = self.neutral.sh
         if colour is not None:
@@ -267,7 +301,8 @@ class BakedIdentity:
 
     def blend_numpy(self, c: np.ndarray, m_root: np.ndarray | None = None,
                     m_neck: np.ndarray | None = None) -> GaussianSet:
-        """numpy twin of ``blend`` (float32 BLAS mat-vecs then vectorised post-processing)."""
+        """numpy twin of ``blend`` (float32 BLAS mat-vecs then vectorised post-processing; blends
+        every Gaussian and channel, never skips)."""
         c = np.asarray(c, np.float32)
         k, n = self._k, len(self.neutral)
         nt = self.neutral
@@ -392,6 +427,8 @@ class BakedIdentity:
         out["joints"] = self.joints.astype(np.float32)
         out["neck_weights"] = self.neck_weights.copy()
         out["shape"] = self.shape.copy()
+        if self.coef_max is not None:
+            out["coef_max"] = self.coef_max.copy()
         return out
 
     @classmethod
@@ -461,10 +498,17 @@ class BakedIdentity:
         joints = np.asarray(arrays["joints"], np.float64)
         if joints.shape != (2, 3):
             raise GaussianHeadsError(f"'joints' has shape {joints.shape}, expected (2, 3)")
+        coef_max = None
+        if "coef_max" in arrays:  # optional (absent in files written before it existed)
+            coef_max = np.asarray(arrays["coef_max"])
+            if coef_max.dtype.kind != "f":
+                raise GaussianHeadsError(f"'coef_max' has dtype {coef_max.dtype}, expected floating point")
+            if not np.isfinite(coef_max).all():
+                raise GaussianHeadsError("'coef_max' contains NaN or infinity")
         return cls(neutral, attributes, bases, mlp, np.asarray(arrays["mlp_onnx"], np.uint8).tobytes(), expr_names,
                    np.asarray(arrays["shape"], np.float32), joints, np.asarray(arrays["neck_weights"], np.float32),
                    config=config, report=report,
-                   meta={"model": meta.get("model", {})}, model=model)
+                   meta={"model": meta.get("model", {})}, model=model, coef_max=coef_max)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one self-contained .npz (uncompressed; no pickles). Atomic: a temporary file in the

@@ -5,6 +5,10 @@
     python -m engine bench bake --replay              # BakedIdentity.pose ms per frame (65k, K = 64)
     python -m engine bench bake --replay --baked FILE # ... of a saved bake
 
+``--replay`` also reports ``live_fraction`` (share of the Gaussians the fused kernel blends each
+frame; the rest are static and copied from the neutral, see ``blend_kernel``) and
+``live_channel_fraction`` (share of the N·C channels blended).
+
 One JSON object per line. Memory is the process's peak resident set size (``ru_maxrss``), which
 includes Python, torch, the head model and the identity. Wall and process CPU seconds are both
 reported: on a shared machine wall time grows with other jobs. Goals: bake ≤ 120 s and ≤ 4 GB
@@ -70,7 +74,10 @@ def run_bake(args) -> dict:
     if args.out:
         baked.save(args.out)
     r = baked.report
+    tables = baked.blend_tables()
     return {"bench": "bake", "samples": args.samples, "gaussians": baked.n_gaussians, "k": baked.k,
+            "live_fraction": None if tables is None else round(tables.live_fraction, 4),
+            "live_channel_fraction": None if tables is None else round(tables.live_channel_fraction, 4),
             "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "seconds_by_stage": {k: round(v, 1) for k, v in r.seconds.items()},
             "svd_passes": r.svd_passes, "mlp_steps": cfg.mlp.steps,
@@ -135,8 +142,12 @@ def run_replay(args) -> dict:
         baked.blend(c, *baked.head_transforms(p))
         mlp_t.append((t1 - t0) * 1e3)
         blend_t.append((time.perf_counter() - t1) * 1e3)
+    tables = baked.blend_tables()
     return {"bench": "bake_replay", "what": "BakedIdentity.pose per frame", "gaussians": baked.n_gaussians,
             "k": baked.k, "attributes": list(baked.attributes), "mlp_backend": args.mlp_backend, "source": made,
+            "blend_backend": baked.resolved_blend_backend(),
+            "live_fraction": None if tables is None else round(tables.live_fraction, 4),
+            "live_channel_fraction": None if tables is None else round(tables.live_channel_fraction, 4),
             "ms_median": round(float(np.median(times)), 3), "ms_p90": round(float(np.percentile(times, 90)), 3),
             "cpu_ms_median": round(float(np.median(cpu)), 3),
             "mlp_ms_median": round(float(np.median(mlp_t)), 3), "blend_ms_median": round(float(np.median(blend_t)), 3),

@@ -189,18 +189,36 @@ def test_blended_attributes_stay_valid(identity, baked):
 def test_fast_pose_equals_reference(identity, baked, backend, neck):
     p = _params(identity, expr=np.linspace(0.1, 0.9, 6), jaw=(0.2, 0.03, 0), eyes=[0.1, 0.2, 0, 0.1, 0.15, 0],
                 neck=neck, global_rot=(0.1, 0.6, -0.2), translation=(0.01, 0.02, 0.3))
-    fast = BakedIdentity.from_arrays(baked.to_arrays())
+    arrays = baked.to_arrays()
+    fast = BakedIdentity.from_arrays(arrays)
     fast.blend_backend = backend
     got, ref = fast.pose(p), baked.pose_reference(p)
+    # static channels skipped by the fused kernels: error bounded by Σ_k |basis| · |c_k| (blend_kernel)
+    skip = {"means": 0.0, "log_scales": 0.0, "quats": 0.0, "opacity_logits": 0.0, "sh": 0.0}
+    if backend != "numpy":
+        tables = fast.blend_tables()
+        # (a float32 view of the table: the skipped channels' bound alone, the int8 part comes below)
+        bound = _kernel_error_bound(fast, tables._replace(table=tables.table.astype(np.float32)),
+                                    fast.coefficients(p)) - 2e-6
+        skip = {"means": np.linalg.norm(bound[:, 0:3], axis=1).max(), "log_scales": bound[:, 3:6].max(),
+                "quats": 2.5 * np.linalg.norm(bound[:, 6:10], axis=1).max(), "opacity_logits": bound[:, 10].max(),
+                "sh": 0.0}
+        assert max(skip.values()) < 1e-4   # far below the attribute changes themselves
     # int8 tables: error bounded by half a quantisation step per coefficient (see blend_kernel)
     tol = {"numpy": 2e-6, "float32": 2e-6, "int8": None}[backend]
     for name in ("means", "log_scales", "quats", "opacity_logits", "sh"):
         a, b = getattr(got, name), getattr(ref, name)
         if tol is None:
             size = np.abs(getattr(baked.pose(baked.neutral_params()), name) - b).max() + 1e-6
-            np.testing.assert_allclose(a, b, atol=0.02 * size + 1e-6, err_msg=name)
+            np.testing.assert_allclose(a, b, atol=0.02 * size + 1e-6 + skip[name], err_msg=name)
         else:
-            np.testing.assert_allclose(a, b, atol=tol, err_msg=name)
+            np.testing.assert_allclose(a, b, atol=tol + skip[name], err_msg=name)
+    if backend == "float32":  # without coef_max (older files) nothing is skipped: exact
+        del arrays["coef_max"]
+        every = BakedIdentity.from_arrays(arrays)
+        every.blend_backend = backend
+        for name in ("means", "log_scales", "quats", "opacity_logits", "sh"):
+            np.testing.assert_allclose(getattr(every.pose(p), name), getattr(ref, name), atol=2e-6, err_msg=name)
     if backend == "int8":
         g = got
         np.testing.assert_allclose(np.linalg.norm(g.quats, axis=1), 1.0, atol=1e-5)
@@ -395,3 +413,223 @@ def test_pose_case_for_the_pose_bench():
 
     label, make = POSE_CASE
     assert "baked" in label and callable(make)
+
+
+# -- static Gaussians (coef_max, compacted tables) ------------------------------------------------
+
+def _kernel_error_bound(baked, tables, c):
+    """[N, C] bound on |fused kernel − blend_numpy| before normalisation and the rigid part, for
+    coefficients c [A·K]: skipped channels (static Gaussians, static channels) change by at most
+    Σ_k |basis[k, i, j]| · |c_k| (≤ the documented e[i, j] · max_k |c_k| / coef_max[a, k]); int8
+    channels err by at most scale / 2 · Σ_k |c_k|; plus float32 rounding."""
+    from engine.bake import blend_kernel as bk
+
+    n, k = len(baked), baked.k
+    cc = np.asarray(c, np.float64).reshape(len(baked.attributes), k)
+    skip = bk.change_bounds(baked.bases, baked.attributes, n, k, np.abs(cc))   # Σ_k |B| |c_k|
+    bound = np.zeros_like(skip)
+    live = tables.row >= 0
+    skipped = np.ones(skip.shape, bool)
+    skipped[live] = tables.scale == 0
+    bound[skipped] = skip[skipped]
+    if tables.table.dtype == np.int8:
+        for a, name in enumerate(baked.attributes):
+            lo, hi = bk.CHANNELS[name]
+            bound[np.flatnonzero(live)[:, None], np.arange(lo, hi)[None, :]] += \
+                tables.scale[:, lo:hi] / 2 * np.abs(cc[a]).sum()
+    return bound + 2e-6
+
+
+def _check_fast_against_twin(baked, c, m_root, m_neck):
+    """The fused kernel equals the exact numpy twin within ``_kernel_error_bound``."""
+    tables = baked.blend_tables()
+    fast, twin = baked.blend(c, m_root, m_neck), baked.blend_numpy(c, m_root, m_neck)
+    b = _kernel_error_bound(baked, tables, c)
+    # rigid parts and quaternion products preserve vector norms: compare per-Gaussian norms
+    assert (np.linalg.norm(fast.means - twin.means, axis=1) <= np.linalg.norm(b[:, 0:3], axis=1)).all()
+    assert (np.abs(fast.log_scales - twin.log_scales) <= b[:, 3:6]).all()
+    assert (np.abs(fast.opacity_logits - twin.opacity_logits) <= b[:, 10]).all()
+    # normalise(q + δ) moves by at most 2|δ| / |q|; q = the twin's unnormalised quaternion
+    k = baked.k
+    a_rot = baked.attributes.index("rotation")
+    q = baked.neutral.quats + (np.asarray(c[a_rot * k:(a_rot + 1) * k]) @ baked.bases["rotation"]).reshape(-1, 4)
+    qn = np.linalg.norm(q, axis=1)
+    dq = np.linalg.norm(b[:, 6:10], axis=1)
+    ok = qn > 4 * dq + 1e-3
+    err = np.linalg.norm(fast.quats - twin.quats, axis=1)
+    assert (err[ok] <= 2 * dq[ok] / (qn[ok] - dq[ok]) + 2e-6).all()
+    return fast, twin, tables
+
+
+@pytest.mark.parametrize("backend", ["float32", "int8"])
+def test_fast_blend_equals_numpy_twin_within_bounds(identity, baked, backend):
+    fast = BakedIdentity.from_arrays(baked.to_arrays())
+    fast.blend_backend = backend
+    assert fast.coef_max is not None and fast.coef_max.shape == (4, 16)
+    for neck in ((0, 0, 0), (0.2, -0.1, 0.05)):
+        p = _params(identity, expr=np.linspace(0.1, 0.9, 6), jaw=(0.2, 0.03, 0), eyes=[0.1, 0.2, 0, 0.1, 0.15, 0],
+                    neck=neck, global_rot=(0.1, 0.6, -0.2), translation=(0.01, 0.02, 0.3))
+        _check_fast_against_twin(fast, fast.coefficients(p), *fast.head_transforms(p))
+
+
+class _PartlyMoving:
+    """An Identity where only the Gaussians in ``moving`` follow expressions, jaw and eyes; the others
+    only follow the rigid head (global, neck, translation), like a scalp."""
+
+    def __init__(self, base, moving):
+        self.base, self.moving = base, np.asarray(moving)
+        self.model, self.shape = base.model, base.shape
+
+    def neutral_params(self):
+        return self.base.neutral_params()
+
+    def pose(self, params):
+        full = self.base.pose(params)
+        rigid = self.base.neutral_params()
+        rigid.neck, rigid.global_rot, rigid.translation = params.neck, params.global_rot, params.translation
+        still = self.base.pose(rigid)
+        keep = np.ones(len(full), bool)
+        keep[self.moving] = False
+        for name in ("means", "log_scales", "quats", "opacity_logits"):
+            getattr(full, name)[keep] = getattr(still, name)[keep]
+        return full
+
+
+@pytest.fixture(scope="module")
+def partly_moving():
+    ident = SynthIdentity(n_gaussians=400, seed=3)
+    moving = np.sort(np.random.default_rng(1).choice(400, 150, replace=False))
+    wrapped = _PartlyMoving(ident, moving)
+    cfg = BakeConfig(mlp=MLPConfig(hidden=(32, 32), steps=200), report=ReportConfig(n_heldout=2))
+    return wrapped, bake(wrapped, 60, 8, seed=0, config=cfg)
+
+
+def test_bake_of_partly_moving_identity_compacts_the_table(partly_moving):
+    from engine.bake import blend_kernel as bk
+
+    wrapped, b = partly_moving
+    assert b.coef_max.shape == (4, 8) and b.coef_max.dtype == np.float32 and (b.coef_max >= 0).all()
+    for backend in ("float32", "int8"):
+        b.blend_backend = backend
+        t = b.blend_tables()
+        np.testing.assert_array_equal(t.live, wrapped.moving)                # exactly the moving ones
+        np.testing.assert_array_equal(t.row[wrapped.moving], np.arange(150))
+        assert (np.delete(t.row, wrapped.moving) == -1).all()
+        np.testing.assert_array_equal(t.static, np.setdiff1d(np.arange(400), wrapped.moving))
+        assert t.table.shape == (150, 11, 8) and t.scale.shape == (150, 11) and t.live_fraction == 150 / 400
+        # the compacted rows are the moving Gaussians' rows of the uncompacted table
+        full = bk.build_tables(b.bases, b.attributes, 400, 8, quantise=backend == "int8")
+        assert full.table.shape == (400, 11, 8) and full.live_fraction == 1.0
+        blended = t.scale > 0
+        np.testing.assert_array_equal(t.table[blended], full.table[wrapped.moving][blended])
+        np.testing.assert_array_equal(t.scale[blended], full.scale[wrapped.moving][blended])
+        assert not t.table[~blended].any()
+    b.blend_backend = "auto"
+
+
+def test_static_gaussians_come_out_neutral_then_rigid(partly_moving):
+    wrapped, b = partly_moving
+    static = np.setdiff1d(np.arange(400), wrapped.moving)
+    nt = b.neutral
+    rng = np.random.default_rng(5)
+    for backend in ("float32", "int8"):
+        b.blend_backend = backend
+        for trial in range(3):
+            p = b.neutral_params()
+            p.expr = rng.uniform(0, 1, 6).astype(np.float32)
+            p.jaw = np.array([0.3, 0.05, 0], np.float32)
+            p.eyes = rng.normal(0, 0.2, (2, 3)).astype(np.float32)
+            c = b.coefficients(p)
+            assert np.abs(c).max() > 0
+            g = b.blend(c)                                   # mode 0: no rigid part
+            for name in ("means", "log_scales", "opacity_logits"):
+                np.testing.assert_array_equal(getattr(g, name)[static], getattr(nt, name)[static], err_msg=name)
+            q = nt.quats[static]
+            np.testing.assert_allclose(g.quats[static], q / np.linalg.norm(q, axis=1, keepdims=True), atol=1e-7)
+            p.neck = np.array([0.2, -0.1, 0.05], np.float32) * trial
+            p.global_rot = np.array([0.1, 0.5, -0.2], np.float32)
+            p.translation = np.array([0.01, 0.02, 0.3], np.float32)
+            m_root, m_neck = b.head_transforms(p)
+            g = b.blend(c, m_root, m_neck)                   # modes 1 and 2: neutral row, then rigid
+            rigid = b.blend_numpy(np.zeros_like(c), m_root, m_neck)
+            for name in ("means", "log_scales", "quats", "opacity_logits"):
+                np.testing.assert_allclose(getattr(g, name)[static], getattr(rigid, name)[static], atol=1e-6,
+                                           err_msg=name)
+            _check_fast_against_twin(b, c, m_root, m_neck)
+    b.blend_backend = "auto"
+
+
+def test_noise_bases_with_tiny_coefficients_count_as_static(baked):
+    """Basis peaks alone do not tell static from moving: a noise component with a large basis row
+    but tiny training coefficients leaves its Gaussians static."""
+    from engine.bake import blend_kernel as bk
+
+    n, k = len(baked), baked.k
+    rng = np.random.default_rng(0)
+    bases = {name: np.zeros_like(b) for name, b in baked.bases.items()}
+    moving = np.arange(0, n, 7)
+    bases["xyz"].reshape(k, n, 3)[0, moving] = 0.01                    # a real blendshape on 1/7 of them
+    bases["opacity"][3] = rng.normal(size=n) / np.sqrt(n)             # an orthonormal noise row ...
+    coef_max = np.zeros((4, k), np.float32)
+    coef_max[0, 0] = 2.0
+    coef_max[3, 3] = 1e-5                                             # ... with tiny coefficients
+    t = bk.build_tables(bases, baked.attributes, n, k, quantise=True, coef_max=coef_max)
+    np.testing.assert_array_equal(t.live, moving)
+    assert (t.scale[:, 10] == 0).all() and (t.scale[:, :3] > 0).all()
+    coef_max[3, 3] = 1.0                                               # large coefficients: live
+    t = bk.build_tables(bases, baked.attributes, n, k, quantise=True, coef_max=coef_max)
+    assert t.live_fraction > 0.99
+    # the bound is e = Σ_k |B| coef_max against the tolerance of the channel's attribute
+    e = bk.change_bounds(bases, baked.attributes, n, k, coef_max)
+    assert ((e[t.live, 10] >= bk.STATIC_TOLERANCES.opacity) == (t.scale[:, 10] > 0)).all()
+    assert (e[t.static] < bk.STATIC_TOLERANCES.opacity).all()
+
+
+def test_old_files_without_coef_max_blend_as_before(tmp_path, identity, baked):
+    from engine.bake import blend_kernel as bk
+
+    arrays = baked.to_arrays()
+    assert arrays["coef_max"].shape == (4, 16)
+    del arrays["coef_max"]
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = BakedIdentity.load(tmp_path / "old.npz")
+    assert old.coef_max is None and "coef_max" not in old.to_arrays()
+    p = _params(identity, expr=np.linspace(0.1, 0.9, 6), jaw=(0.2, 0.03, 0), eyes=[0.1, 0.2, 0, 0.1, 0.15, 0])
+    c = old.coefficients(p)
+    for backend in ("float32", "int8"):
+        old.blend_backend = backend
+        t = old.blend_tables()
+        assert t.live_fraction == 1.0 and (t.row == np.arange(len(old))).all()
+        # every Gaussian blended from the whole table, as before coef_max existed
+        want = bk.neutral_table(old.neutral, old.attributes).astype(np.float64)
+        cc = c.reshape(4, 16).astype(np.float64)
+        for j in range(11):
+            a = t.chan_attr[j]
+            if a >= 0:
+                want[:, j] += t.scale[:, j] * (t.table[:, j, :].astype(np.float64) @ cc[a])
+        g = old.blend(c)
+        np.testing.assert_allclose(g.means, want[:, 0:3], atol=2e-6)
+        np.testing.assert_allclose(g.log_scales, want[:, 3:6], atol=2e-6)
+        np.testing.assert_allclose(g.opacity_logits, want[:, 10], atol=2e-6)
+        q = want[:, 6:10] / np.linalg.norm(want[:, 6:10], axis=1, keepdims=True)
+        np.testing.assert_allclose(g.quats, q, atol=2e-6)
+        _check_fast_against_twin(old, c, *old.head_transforms(p))
+
+
+def test_coef_max_round_trip_and_validation(tmp_path, baked):
+    path = tmp_path / "head.npz"
+    baked.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["coef_max"].shape == (4, 16) and npz["coef_max"].dtype == np.float32
+    back = BakedIdentity.load(path)
+    np.testing.assert_array_equal(back.coef_max, baked.coef_max)
+    np.testing.assert_array_equal(back.blend_tables().row, baked.blend_tables().row)
+    arrays = baked.to_arrays()
+    for name, bad in {"shape.npz": arrays["coef_max"][:, :-1], "negative.npz": -arrays["coef_max"],
+                      "nan.npz": arrays["coef_max"] * np.nan, "int.npz": arrays["coef_max"].astype(np.int32)}.items():
+        a = dict(arrays)
+        a["coef_max"] = bad
+        np.savez(tmp_path / name, **a)
+        with pytest.raises(InputFileError, match="coef_max") as info:
+            BakedIdentity.load(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value)
