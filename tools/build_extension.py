@@ -26,16 +26,20 @@ Steps:
    Blender's list of valid tags) into ``dist/`` and run ``blender_ext.py validate`` on every zip.
 
 Bundled (Blender lacks them): onnxruntime, scipy, numba, llvmlite, plyfile, safetensors and their
-run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it.
-scipy 1.17.1 needs numpy >= 1.26.4, which Blender ships from 4.5 on (4.2 LTS has 1.24.3), hence
-``blender_version_min = "4.5.0"``; supporting 4.2 would take scipy <= 1.15 in requirements.txt. torch and gsplat are not bundled either: they are large,
-CUDA-specific and optional; the add-on preferences offer an opt-in installer for them.
+run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it,
+and the oldest Blender we support (4.2 LTS) ships numpy 1.24.3, so every bundled wheel must
+accept it (scipy is pinned to 1.15.3 for that; step 2 checks it). torch and gsplat are not
+bundled either: they are large, CUDA-specific and optional; the add-on preferences offer an
+opt-in installer for them.
 
-Platforms: linux-x64, windows-x64, macos-arm64. macOS on Intel (macos-x64) cannot be built:
-onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels. The
-macos-arm64 zip needs macOS 14 or newer (onnxruntime's wheel is ``macosx_14_0_arm64``).
-The wheels are CPython 3.11 builds, which is why the manifest stops at Blender 5.0 (5.1 moves to
-Python 3.13).
+Platforms: linux-x64, windows-x64, macos-arm64 and macos-x64. The pins in requirements.txt
+publish no macOS x86_64 wheels for onnxruntime (1.31.1), numba (0.68.1) and llvmlite (0.50.0),
+so the Intel-Mac zip bundles the newest releases that do (``Platform.pins``: onnxruntime 1.23.2,
+numba 0.62.1, llvmlite 0.45.1, plus onnxruntime 1.23's own dependencies coloredlogs,
+humanfriendly, sympy and mpmath); ``tests/engine/test_oldest_stack.py`` documents how the engine
+was run against exactly these versions and numpy 1.24.3. The macos-arm64 zip needs macOS 14 or
+newer (onnxruntime's wheel is ``macosx_14_0_arm64``). The wheels are CPython 3.11 builds, which
+is why the manifest stops at Blender 5.0 (5.1 moves to Python 3.13).
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ class Platform:
     name: str                    # Blender's platform name
     wheel_platforms: tuple[str, ...]  # wheel platform tags, most preferred first
     markers: dict                # PEP 508 environment of the target
+    # name -> version replacing or adding to the common pins on this platform only (where the
+    # common pin has no wheel for it)
+    pins: dict = dataclasses.field(default_factory=dict)
 
 
 def _manylinux_x86_64() -> tuple[str, ...]:
@@ -122,9 +129,11 @@ PLATFORMS = {
     "macos-arm64": Platform("macos-arm64", _macos("arm64", (14, 0)), {
         **_COMMON_MARKERS, "sys_platform": "darwin", "platform_system": "Darwin",
         "os_name": "posix", "platform_machine": "arm64"}),
-}
-UNSUPPORTED = {
-    "macos-x64": "onnxruntime 1.31.1, numba 0.68.1 and llvmlite 0.50.0 publish no macOS x86_64 wheels",
+    "macos-x64": Platform("macos-x64", _macos("x86_64", (13, 0)), {
+        **_COMMON_MARKERS, "sys_platform": "darwin", "platform_system": "Darwin",
+        "os_name": "posix", "platform_machine": "x86_64"},
+        pins={"onnxruntime": "1.23.2", "numba": "0.62.1", "llvmlite": "0.45.1",
+              "coloredlogs": "15.0.1", "humanfriendly": "10.0", "sympy": "1.14.0", "mpmath": "1.3.0"}),
 }
 
 
@@ -197,7 +206,9 @@ def pip_download(wheel_dir: pathlib.Path, requirements: list[str], platform: Pla
 
 def ensure_wheels(wheel_dir: pathlib.Path, platform: Platform, pins: dict[str, str],
                   offline: bool = False) -> list[pathlib.Path]:
-    """The wheel of every bundled package for ``platform``; downloads only what is missing."""
+    """The wheel of every bundled package for ``platform`` (the common ``pins`` with the
+    platform's own ``Platform.pins`` over them); downloads only what is missing."""
+    pins = {**pins, **{canonicalize_name(name): version for name, version in platform.pins.items()}}
     missing = [name for name, version in pins.items() if select_wheel(wheel_dir, name, version, platform) is None]
     if missing:
         if offline:
@@ -331,8 +342,6 @@ def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", ou
           stage_root: pathlib.Path = REPO / "out" / "extension", offline: bool = False) -> list[pathlib.Path]:
     """Build and validate one zip per platform; returns their paths."""
     for name in platforms:
-        if name in UNSUPPORTED:
-            raise BuildError(f"{name} cannot be built: {UNSUPPORTED[name]}")
         if name not in PLATFORMS:
             raise BuildError(f"unknown platform {name!r}; choose from {', '.join(PLATFORMS)}")
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +372,7 @@ def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", ou
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--platform", action="append", choices=[*PLATFORMS, *UNSUPPORTED],
+    parser.add_argument("--platform", action="append", choices=list(PLATFORMS),
                         help="build only this platform (repeatable); default: all supported")
     parser.add_argument("--wheel-dir", type=pathlib.Path, default=REPO / "wheels",
                         help="download cache for the bundled wheels (default: wheels/)")

@@ -67,7 +67,7 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
     assert 'platforms = ["linux-x64"]' in manifest
-    assert 'blender_version_min = "4.5.0"' in manifest
+    assert 'blender_version_min = "4.2.0"' in manifest
 
 
 def _build_tool():
@@ -80,20 +80,44 @@ def _build_tool():
 
 
 @pytest.mark.slow
-def test_dependency_closure_check_knows_what_blender_provides(linux_zip):
+def test_dependency_closure_check_knows_what_blender_provides(linux_zip, monkeypatch):
     """The build refuses wheels whose numpy needs the oldest allowed Blender does not meet."""
     tool = _build_tool()
     platform = tool.PLATFORMS["linux-x64"]
     pins = tool.pinned_versions()
     wheels = tool.ensure_wheels(REPO_ROOT / "wheels", platform, pins, offline=True)  # cached by linux_zip
-    tool.check_closure(wheels, platform, "4.5.0")
+    tool.check_closure(wheels, platform, "4.2.0")      # Blender 4.2 LTS ships numpy 1.24.3
     tool.check_closure(wheels, platform, "5.0.1")
-    with pytest.raises(tool.BuildError, match=r"scipy.*needs numpy.*Blender 4\.2\.0 ships numpy 1\.24\.3"):
+    # A Blender with an older numpy than the bundled scipy accepts (>= 1.23.5) is refused.
+    monkeypatch.setattr(tool, "BLENDER_NUMPY", (((4, 2, 0), "1.22.4"),))
+    with pytest.raises(tool.BuildError, match=r"scipy.*needs numpy.*Blender 4\.2\.0 ships numpy 1\.22\.4"):
         tool.check_closure(wheels, platform, "4.2.0")
+    monkeypatch.undo()
     # Dropping a bundled dependency (protobuf, needed by onnxruntime) is caught as well.
     without = [w for w in wheels if not w.name.startswith("protobuf-")]
     with pytest.raises(tool.BuildError, match=r"onnxruntime.*protobuf.*neither bundled nor part of Blender"):
-        tool.check_closure(without, platform, "4.5.0")
+        tool.check_closure(without, platform, "4.2.0")
+
+
+@pytest.mark.slow
+def test_macos_intel_zip_bundles_the_releases_that_have_x86_64_wheels(tmp_path):
+    """The Intel-Mac zip carries onnxruntime/numba/llvmlite releases that publish macOS x86_64
+    wheels (the common pins do not), with onnxruntime 1.23's own dependencies."""
+    out = tmp_path / "dist"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "build_extension.py"),
+                           "--platform", "macos-x64", "--output-dir", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (zip_path,) = sorted(out.glob("*.zip"))
+    assert zip_path.name == "gaussian_heads-0.1.0-macos_x64.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        manifest = zf.read("blender_manifest.toml").decode()
+        wheels = sorted(n.split("/")[1] for n in zf.namelist() if n.startswith("wheels/") and n.endswith(".whl"))
+    versions = {w.split("-")[0].lower(): w.split("-")[1] for w in wheels}
+    assert versions["onnxruntime"] == "1.23.2" and versions["numba"] == "0.62.1" and versions["llvmlite"] == "0.45.1"
+    assert {"coloredlogs", "humanfriendly", "sympy", "mpmath", "scipy"} <= set(versions)
+    assert all(("x86_64" in w or "universal2" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
+    assert 'platforms = ["macos-x64"]' in manifest
 
 
 @pytest.mark.slow
