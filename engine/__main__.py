@@ -29,8 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb, (_, help_text) in VERBS.items():
         sub.add_parser(verb, help=help_text, add_help=False)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
-        parser.parse_args(argv or ["--help"])
+    if not argv:
+        parser.print_usage(sys.stderr)
+        print("error: name a verb (python -m engine --help lists them)", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help") or argv[0] not in VERBS:
+        parser.parse_args(argv)  # prints help and exits 0, or reports the unknown verb and exits 2
         return 2
     verb, rest = argv[0], argv[1:]
     module = importlib.import_module(f".{VERBS[verb][0]}", __package__)

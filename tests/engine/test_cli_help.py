@@ -38,3 +38,9 @@ def test_verbs_match_the_dispatch_table():
     finally:
         sys.path.remove(str(REPO_ROOT))
     assert set(VERBS) <= set(table)
+
+
+def test_no_verb_is_a_usage_error():
+    proc = _engine()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: python -m engine") and "name a verb" in proc.stderr
