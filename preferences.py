@@ -4,9 +4,12 @@ Registered first (see ``__init__.py``). ``register()`` prepares the environment 
 ``engine`` module is imported:
 - ``NUMBA_CACHE_DIR`` -> ``<extension user folder>/numba_cache`` unless the user has set it
   (numba reads it once, at import; the extension's own folder must stay read-only);
+- ``OMP_WAIT_POLICY`` -> ``PASSIVE`` unless set: idle OpenMP workers sleep instead of spinning, so
+  torch's and numba's thread pools do not starve each other (each parallel launch of the CPU
+  rasterizer cost ~15 ms when torch's spinning workers held the cores; docs/PERFORMANCE.md);
 - the folder the opt-in GPU installer writes (``<extension user folder>/site-packages``) is
   appended to ``sys.path`` when it exists, so torch and gsplat installed there import.
-``unregister()`` undoes both.
+``unregister()`` undoes all of it.
 
 The preferences show whether GPU rendering is possible (torch with CUDA, and gsplat) and offer
 the opt-in installer (``operators/gpu_deps.py``); it needs Blender's "Allow Online Access".
@@ -21,7 +24,7 @@ import bpy
 ADDON_PACKAGE = __package__
 
 # What prepare_environment() changed, so restore_environment() undoes exactly that.
-_changed = {"numba_cache": False, "sys_path": None}
+_changed = {"env": [], "sys_path": None}
 
 
 def user_folder(name: str, create: bool) -> str:
@@ -35,9 +38,12 @@ def gpu_site_packages(create: bool = False) -> str:
 
 
 def prepare_environment() -> None:
-    if "NUMBA_CACHE_DIR" not in os.environ:
-        os.environ["NUMBA_CACHE_DIR"] = user_folder("numba_cache", create=True)
-        _changed["numba_cache"] = True
+    defaults = {"NUMBA_CACHE_DIR": lambda: user_folder("numba_cache", create=True),
+                "OMP_WAIT_POLICY": lambda: "PASSIVE"}
+    for name, value in defaults.items():
+        if name not in os.environ:
+            os.environ[name] = value()
+            _changed["env"].append(name)
     add_gpu_site_packages()
 
 
@@ -54,9 +60,9 @@ def add_gpu_site_packages() -> bool:
 
 
 def restore_environment() -> None:
-    if _changed["numba_cache"]:
-        os.environ.pop("NUMBA_CACHE_DIR", None)
-        _changed["numba_cache"] = False
+    for name in _changed["env"]:
+        os.environ.pop(name, None)
+    _changed["env"] = []
     folder = _changed["sys_path"]
     if folder is not None and folder in sys.path:
         sys.path.remove(folder)

@@ -72,6 +72,7 @@ def snapshot():
         "scene_prop": "gaussian_heads" in bpy.types.Scene.bl_rna.properties,
         "addon_prefs": ADDON in bpy.context.preferences.addons,
         "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "gpu_path_on_sys_path": [p for p in sys.path if p.endswith(os.path.join(ADDON.split(".")[-1], "site-packages"))],
     }}
 """
@@ -100,13 +101,13 @@ enable()
 result["second"] = snapshot()
 disable()
 result["after_second_disable"] = snapshot()
-""", res, drop_env=("NUMBA_CACHE_DIR",))
+""", res, drop_env=("NUMBA_CACHE_DIR", "OMP_WAIT_POLICY"))
 
     baseline, first, second = result["baseline"], result["first"], result["second"]
     # Nothing of ours before enabling.
     assert baseline["types"] == [] and baseline["our_engines"] == [] and baseline["handlers"] == {}
     assert not baseline["object_prop"] and not baseline["scene_prop"]
-    assert baseline["numba_cache_dir"] is None
+    assert baseline["numba_cache_dir"] is None and baseline["omp_wait_policy"] is None
 
     # Enabled: our operators, preferences, render engine and properties are there.
     for name in ("GAUSSIAN_HEADS_OT_install_gpu_deps", "GAUSSIAN_HEADS_OT_cancel_gpu_install",
@@ -120,6 +121,7 @@ result["after_second_disable"] = snapshot()
     # NUMBA_CACHE_DIR points into the extension's user folder inside our isolated resources.
     expected_cache = res / "extensions" / ".user" / "dev" / "gaussian_heads" / "numba_cache"
     assert first["numba_cache_dir"] == str(expected_cache)
+    assert first["omp_wait_policy"] == "PASSIVE"   # set before numba or torch start a thread pool
     assert expected_cache.is_dir()
 
     # Enabling again after a disable registers exactly the same set.
@@ -134,7 +136,7 @@ result["after_second_disable"] = snapshot()
         assert not after["engine_selectable"]
         assert after["handlers"] == {}
         assert not after["object_prop"] and not after["scene_prop"]
-        assert after["numba_cache_dir"] is None
+        assert after["numba_cache_dir"] is None and after["omp_wait_policy"] is None
         assert after["gpu_path_on_sys_path"] == []
 
 
