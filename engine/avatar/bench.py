@@ -4,9 +4,9 @@ Wall time and the process CPU time are both reported: on a shared machine the wa
 with the other jobs while the CPU time estimates an idle machine (the pose is single-threaded
 apart from BLAS calls inside the head model).
 
-One JSON object per line. ``pose_cases`` lists the measured cases as (label, make) pairs where
-``make(model, n_gaussians) -> object with .pose(params)``; other parts (the baked identity)
-append their own case with ``register_pose_case``.
+One JSON object per line, one per case in ``pose_cases``: (label, make) pairs where
+``make(model, n_gaussians) -> object with .pose(params)``: the built-in identity with the full
+model, and the same identity baked into Gaussian blendshapes (AGORA-M, ``engine.bake``).
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ def _builtin_identity(model: HeadModel, n_gaussians: int):
     return BuiltinSource(model, BuiltinSamplerConfig(n_gaussians=n_gaussians)).sample(0)
 
 
-pose_cases: list[PoseCase] = [("builtin identity, full model (lbs + lift)", _builtin_identity)]
+def _baked_identity(model: HeadModel, n_gaussians: int):
+    from ..bake.bench import baked_pose_case
+
+    return baked_pose_case(model, n_gaussians)
 
 
-def register_pose_case(label: str, make: Callable[[HeadModel, int], object]) -> None:
-    """Add a case to ``bench pose`` (e.g. the baked identity)."""
-    pose_cases.append((label, make))
+pose_cases: list[PoseCase] = [("builtin identity, full model (lbs + lift)", _builtin_identity),
+                              ("builtin identity, baked (K = 64, int8 blend)", _baked_identity)]
 
 
 def demo_frames(model: HeadModel, n: int = 16, seed: int = 0) -> list[HeadParams]:

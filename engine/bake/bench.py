@@ -155,7 +155,7 @@ def run_replay(args) -> dict:
 
 
 def baked_pose_case(model, n_gaussians: int):
-    """For ``python -m engine bench pose`` (``avatar.bench.register_pose_case``): the built-in
+    """For ``python -m engine bench pose`` (``avatar.bench.pose_cases``): the built-in
     identity on ``model`` with ``n_gaussians``, quickly baked (K = 64, 96 samples; the pose time
     depends on N and K only)."""
     from ..avatar.builtin import BuiltinSamplerConfig, BuiltinSource
@@ -164,9 +164,6 @@ def baked_pose_case(model, n_gaussians: int):
 
     identity = BuiltinSource(model, BuiltinSamplerConfig(n_gaussians=n_gaussians)).sample(0)
     return bake(identity, 96, 64, 0, config=BakeConfig(mlp=MLPConfig(steps=50), report=ReportConfig(n_heldout=0)))
-
-
-POSE_CASE = ("builtin identity, baked (K = 64, int8 blend)", baked_pose_case)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -408,11 +408,20 @@ def test_flame_space_model_bakes():
     assert np.isfinite(b.pose(p).means).all()
 
 
-def test_pose_case_for_the_pose_bench():
-    from engine.bake.bench import POSE_CASE
+def test_pose_bench_times_the_full_and_the_baked_identity():
+    import json
+    import pathlib
+    import subprocess
+    import sys
 
-    label, make = POSE_CASE
-    assert "baked" in label and callable(make)
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "engine", "bench", "pose", "--gaussians", "3000", "--repeat", "5"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [("baked" in r["case"]) for r in rows] == [False, True]
+    for r in rows:
+        assert r["bench"] == "pose" and r["gaussians"] == 3000 and r["ms_median"] > 0
 
 
 # -- static Gaussians (coef_max, compacted tables) ------------------------------------------------
