@@ -25,7 +25,7 @@ Methods, in the order they are tried for the expression channels:
      each target channel's own energy, so it is scale free and weak channels are not shrunk
      more than strong ones), solved in closed form. The relative residual
      ``||D_t M − D_s|| / ||D_s||`` is reported. Self-check on the open model (52 ARKit channels,
-     4,746 vertices, 2,063 in the face regions): mapping it onto itself with the default ridge
+     4,790 vertices, 2,063 in the face regions): mapping it onto itself with the default ridge
      1e-5 gives M = I to 1.5e-3 (residual 5e-5) except ``tongueOut``, which moves no face-region
      vertex and so maps to 0; a ridge of 1e-3 would already shrink weak, correlated channels
      (eye look, jaw sideways) by up to 9 %.
