@@ -82,16 +82,9 @@ class GAUSSIAN_HEADS_PT_render_film(GaussianHeadsRenderPanel, bpy.types.Panel):
             row.label(text="No world: the background is black")
 
 
-class GAUSSIAN_HEADS_PT_render_passes(bpy.types.Panel):
-    bl_space_type = 'PROPERTIES'
-    bl_region_type = 'WINDOW'
+class GAUSSIAN_HEADS_PT_render_passes(GaussianHeadsRenderPanel, bpy.types.Panel):
     bl_context = "view_layer"
     bl_label = "Passes"
-    COMPAT_ENGINES = {ENGINE_ID}
-
-    @classmethod
-    def poll(cls, context):
-        return context.engine in cls.COMPAT_ENGINES
 
     def draw(self, context):
         layout = self.layout

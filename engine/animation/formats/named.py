@@ -18,7 +18,6 @@ The frame rate is read from ``fps``, ``exportFps``, ``frameRate`` or ``frame_rat
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 from ...errors import GaussianHeadsError, InputFileError
 from ..names import arkit_canonical, looks_arkit, normalize_name
 from ..sequence import ParamSequence
+from ._json import load_json
 from .csv_stream import CsvColumns, stream_csv
 from .livelink import parse_timecodes, timecode_rate
 
@@ -158,13 +158,7 @@ def read_named_json(path: str | os.PathLike) -> ParamSequence:
         raise InputFileError(path, "the file is empty")
     if size > JSON_MAX_BYTES:
         raise InputFileError(path, f"is {size / 2**20:.0f} MiB; JSON curves above {JSON_MAX_BYTES / 2**20:.0f} MiB are refused (use CSV, which is streamed)")
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, "is not UTF-8 text") from None
+    data = load_json(path)
     if not isinstance(data, dict):
         raise InputFileError(path, "holds no JSON object of channels")
     fps = None

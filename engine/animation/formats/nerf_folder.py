@@ -17,13 +17,13 @@ uniform grid). The frame rate is the JSON's ``fps`` when present, else ``DEFAULT
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import numpy as np
 
 from ...errors import GaussianHeadsError, InputFileError
 from ..sequence import ParamSequence
+from ._json import load_json
 from ._safe_numpy import load_npz
 from .flame_npz import DEFAULT_FPS, _ALL_KEYS, fields_from_arrays
 
@@ -34,13 +34,7 @@ def transforms_files(folder: str) -> list[str]:
 
 
 def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, "is not UTF-8 text") from None
+    data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise InputFileError(path, "has no 'frames' list")
     return data
