@@ -7,9 +7,13 @@ Registered first (see ``__init__.py``). ``register()`` prepares the environment 
 - ``OMP_WAIT_POLICY`` -> ``PASSIVE`` unless set: idle OpenMP workers sleep instead of spinning, so
   torch's and numba's thread pools do not starve each other (each parallel launch of the CPU
   rasterizer cost ~15 ms when torch's spinning workers held the cores; docs/PERFORMANCE.md);
+- ``TORCH_EXTENSIONS_DIR`` -> ``<extension user folder>/torch_extensions`` unless set: where
+  gsplat's first CUDA use builds its kernels (torch's default is ``~/.cache/torch_extensions``);
 - the folder the opt-in GPU installer writes (``<extension user folder>/site-packages``) is
   appended to ``sys.path`` when it exists, so torch and gsplat installed there import.
-``unregister()`` undoes all of it.
+Then it starts ``engine.warmup`` (every numba kernel compiles in a background thread; the first
+time takes 10-45 s) and a timer that redraws our panels while it runs.
+``unregister()`` undoes all of it (a compile in progress is left to finish in its daemon thread).
 
 The preferences show whether GPU rendering is possible (torch with CUDA, and gsplat) and offer
 the opt-in installer (``operators/gpu_deps.py``); it needs Blender's "Allow Online Access".
@@ -39,7 +43,8 @@ def gpu_site_packages(create: bool = False) -> str:
 
 def prepare_environment() -> None:
     defaults = {"NUMBA_CACHE_DIR": lambda: user_folder("numba_cache", create=True),
-                "OMP_WAIT_POLICY": lambda: "PASSIVE"}
+                "OMP_WAIT_POLICY": lambda: "PASSIVE",
+                "TORCH_EXTENSIONS_DIR": lambda: user_folder("torch_extensions", create=False)}
     for name, value in defaults.items():
         if name not in os.environ:
             os.environ[name] = value()
@@ -69,6 +74,44 @@ def restore_environment() -> None:
     _changed["sys_path"] = None
 
 
+def warmup_progress():
+    """engine.warmup's Progress, or None before the add-on started it."""
+    from .engine import warmup  # light: numba is imported by the warm-up thread
+
+    w = warmup.current()
+    return None if w is None else w.progress()
+
+
+def _redraw_while_warming():
+    """Timer: redraw the panels that show the warm-up's progress until it ends."""
+    wm = getattr(bpy.context, "window_manager", None)
+    for window in (wm.windows if wm is not None else ()):
+        for area in window.screen.areas:
+            if area.type in {'PROPERTIES', 'PREFERENCES'}:
+                area.tag_redraw()
+    progress = warmup_progress()
+    return 0.5 if progress is not None and progress.running else None
+
+
+def start_warmup() -> None:
+    """Compile the numba kernels in the background (unless GAUSSIAN_HEADS_WARMUP=0)."""
+    if os.environ.get("GAUSSIAN_HEADS_WARMUP", "1") == "0":
+        return
+    from .engine import warmup
+
+    warmup.start()
+    if not bpy.app.timers.is_registered(_redraw_while_warming):
+        bpy.app.timers.register(_redraw_while_warming, first_interval=0.5, persistent=True)
+
+
+def stop_warmup() -> None:
+    if bpy.app.timers.is_registered(_redraw_while_warming):
+        bpy.app.timers.unregister(_redraw_while_warming)
+    from .engine import warmup
+
+    warmup.stop(timeout=1.0)  # a compile in progress finishes in its daemon thread
+
+
 def _installed(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -93,17 +136,30 @@ class GAUSSIAN_HEADS_AddonPreferences(bpy.types.AddonPreferences):
         from .operators import gpu_deps  # imported here: registration has finished by now
 
         layout = self.layout
+        progress = warmup_progress()
+        if progress is not None:
+            icon = 'SORTTIME' if progress.running else ('ERROR' if progress.errors else 'CHECKMARK')
+            layout.label(text=progress.text(), icon=icon)
         box = layout.box()
         box.label(text="GPU rendering (gsplat)")
         status = gpu_deps.last_status()
-        if status is None:
+        checking = gpu_deps.check_job()
+        if checking is not None and checking.running:
+            box.label(text=checking.status_line(), icon='SORTTIME')
+        elif status is None:
             have = [name for name in ("torch", "gsplat") if _installed(name)]
-            text = (f"Installed: {', '.join(have)}; press Check to test CUDA" if have
+            text = (f"Installed: {', '.join(have)}; press Check GPU to render a test frame" if have
                     else "torch and gsplat are not installed: rendering uses the CPU")
             box.label(text=text, icon='QUESTION')
         else:
-            box.label(text=status.summary(), icon='CHECKMARK' if status.ready else 'ERROR')
+            box.label(text=status.summary()[:200], icon='CHECKMARK' if status.ready else 'ERROR')
         box.operator("gaussian_heads.check_gpu", icon='FILE_REFRESH')
+        from . import render_engine
+
+        stats = render_engine.last_stats
+        if stats is not None:
+            box.label(text=f"Last render used: {stats.backend}" + (f" ({stats.fallback[:120]})"
+                                                                   if stats.fallback else ""))
 
         box = layout.box()
         box.label(text="Install GPU dependencies (torch, gsplat; several GB)")
@@ -128,8 +184,10 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(clas
 def register():
     prepare_environment()
     _register_classes()
+    start_warmup()
 
 
 def unregister():
+    stop_warmup()
     _unregister_classes()
     restore_environment()

@@ -185,14 +185,30 @@ def _gallery_pick(self, context):
         pass
 
 
+#: Render backends; the numbers are what .blend files store (kept from the static enum's order).
+_BACKEND_ITEMS = (
+    ('AUTO', "Auto", "gsplat when CUDA is available, otherwise the CPU rasterizer", 0),
+    ('CPU', "CPU", "Tile rasterizer compiled with numba", 1),
+    ('GSPLAT', "gsplat", "CUDA rasterizer (needs an NVIDIA GPU)", 2),
+    ('REFERENCE', "Reference", "Pure PyTorch reference (slow, exact)", 3),
+)
+_BACKEND_LISTS: dict = {}   # Blender needs the returned items kept alive
+
+
+def _backend_items(self, context):
+    """The backends offered: Reference only when PyTorch can be imported."""
+    from .engine.raster import offered_backends
+
+    offered = tuple(offered_backends())
+    if offered not in _BACKEND_LISTS:
+        _BACKEND_LISTS[offered] = [i for i in _BACKEND_ITEMS if i[0] == 'AUTO' or i[0].lower() in offered]
+    return _BACKEND_LISTS[offered]
+
+
 class GaussianHeadsSceneProperties(bpy.types.PropertyGroup):
     backend: EnumProperty(
         name="Backend", description="Rasterizer used by the Gaussian Heads engine",
-        items=(('AUTO', "Auto", "gsplat when CUDA is available, otherwise the CPU rasterizer"),
-               ('CPU', "CPU", "Tile rasterizer compiled with numba"),
-               ('GSPLAT', "gsplat", "CUDA rasterizer (needs an NVIDIA GPU)"),
-               ('REFERENCE', "Reference", "Pure PyTorch reference (slow, exact)")),
-        default='AUTO', update=_tag_scene_changed)
+        items=_backend_items, default=0, update=_tag_scene_changed)
     mode: EnumProperty(
         name="Mode", description="Rasterization mode",
         items=(('ANTIALIASED', "Anti-aliased", "Mip-splatting style 2D filter with opacity compensation"),
@@ -206,6 +222,11 @@ class GaussianHeadsSceneProperties(bpy.types.PropertyGroup):
         description="Resolution factor of the interactive viewport while navigating "
                     "(it refines to full resolution when idle)",
         default=0.5, min=0.1, max=1.0, subtype='FACTOR', update=_tag_scene_changed)
+    auto_standard_view: BoolProperty(
+        name="Set Standard View",
+        description="When the scene switches to Gaussian Heads or gets an avatar, set its view "
+                    "transform to 'Standard' (AgX and Filmic wash out the avatars' sRGB colours)",
+        default=True, options=set())
 
     sample_source: EnumProperty(
         name="Source", description="Identity source for Sample Identity",

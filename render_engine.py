@@ -13,13 +13,16 @@ drive directly.
 
 from __future__ import annotations
 
+import traceback
+from dataclasses import dataclass
+
 import bpy
 import numpy as np
 
+from .engine import error_text
 from .engine.errors import GaussianHeadsError
 from .engine.scene_render import (AvatarInstance, RenderSettings, ViewportRenderer, border_rect,
-                                  bottom_up, merge_avatars, params_from_channels, render_gaussians,
-                                  sub_camera)
+                                  bottom_up, merge_avatars, params_from_channels, render_gaussians)
 
 ENGINE_ID = 'GAUSSIAN_HEADS'
 DEPTH_PASS = "Depth"
@@ -29,8 +32,10 @@ DEPTH_PASS = "Depth"
 
 def render_settings(scene) -> RenderSettings:
     props = scene.gaussian_heads
+    # '' means the stored choice is not offered now: Reference without PyTorch (properties.py),
+    # so ask for it and let the render say what to install
     return RenderSettings(mode=props.mode.lower(), sh_degree=int(props.sh_degree),
-                          backend=props.backend.lower())
+                          backend=props.backend.lower() or "reference")
 
 
 def world_background(scene):
@@ -120,6 +125,23 @@ def camera_settings(scene, camera_obj):
 
 # --- the engine -----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RenderStats:
+    """What the last final render did (the render panel shows it)."""
+
+    backend: str          # the rasterizer that ran: "cpu", "gsplat", "reference"
+    n_gaussians: int
+    ms: float             # rasterizing and colour conversion
+    fallback: str = ""    # why gsplat was not used after all ("" when it was not asked for)
+    waited_s: float = 0.0  # spent waiting for the background kernel compile
+
+    def text(self) -> str:
+        return f"Gaussian Heads · {self.backend} · {self.n_gaussians:,} splats · {self.ms:.0f} ms"
+
+
+last_stats: RenderStats | None = None   # set by every final render (render thread), read by the UI
+
+
 class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
     bl_idname = ENGINE_ID
     bl_label = "Gaussian Heads"
@@ -152,14 +174,37 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         scene = depsgraph.scene
         width, height = int(self.resolution_x), int(self.resolution_y)
         r = scene.render
-        rect = border_rect(width, height, r.use_border, r.border_min_x, r.border_max_x,
-                           r.border_min_y, r.border_max_y)
-        try:
-            self._render_frame(depsgraph, scene, width, height, rect)
+        try:  # the one border computation (blender_camera.border_region), as the camera's
+            rect = border_rect(width, height, r.use_border, r.border_min_x, r.border_max_x,
+                               r.border_min_y, r.border_max_y)
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, f"Gaussian Heads: {exc}")
-            w, h = rect[2] - rect[0], rect[3] - rect[1]
-            self._write_result(rect, np.zeros((h, w, 4), np.float32), None)
+            return
+        self._warn_view_transform(scene)
+        try:
+            self._render_frame(depsgraph, scene, width, height, rect)
+        except Exception as exc:  # noqa: BLE001  every failure stops the render, see _render_failed
+            self._render_failed(exc)
+
+    def _render_failed(self, exc):
+        """An ERROR report makes Blender stop an animation render before it writes the frame
+        (nothing is written, never a black image); ``error_set`` shows it over the render result."""
+        if not isinstance(exc, GaussianHeadsError):
+            traceback.print_exc()
+        message = error_text.PREFIX + error_text.describe(exc)
+        self.error_set(message)
+        self.report({'ERROR'}, message)
+
+    def _warn_view_transform(self, scene):
+        """A warning (once per render job) when the view transform alters avatar colours."""
+        if self.is_animation and scene.frame_current != scene.frame_start:
+            return
+        from .operators.color_management import view_problem
+
+        problem = view_problem(scene)
+        if problem is not None:
+            self.report({'WARNING'}, f"Gaussian Heads: the {problem} washes out avatar colours; "
+                                     "use 'Standard' (Render Properties > Avatar Colours)")
 
     def _render_frame(self, depsgraph, scene, width, height, rect):
         self.update_stats("", "Gaussian Heads: gathering avatars")
@@ -169,17 +214,18 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         camera_obj = camera_obj.evaluated_get(depsgraph)
         from .engine.raster.blender_camera import camera_from_blender
 
-        camera, _ = camera_from_blender(camera_settings(scene, camera_obj))
+        camera, _ = camera_from_blender(camera_settings(scene, camera_obj))  # border-sized already
         w, h = rect[2] - rect[0], rect[3] - rect[1]
-        if (camera.width, camera.height) == (width, height):
-            camera = sub_camera(camera, rect)
-        elif (camera.width, camera.height) != (w, h):
+        if (camera.width, camera.height) != (w, h):
             raise GaussianHeadsError(f"camera conversion gave {camera.width}x{camera.height} pixels "
-                                     f"for a {width}x{height} render")
+                                     f"for a {w}x{h} region of a {width}x{height} render")
         instances = avatar_instances(depsgraph)
         if self.test_break():
             return
         self.update_progress(0.1)
+        waited = self._wait_for_kernels(instances)
+        if self.test_break():
+            return
         self.update_stats("", f"Gaussian Heads: posing {len(instances)} avatar(s)")
         gaussians = merge_avatars(instances, cancel=self.test_break)
         if self.test_break():
@@ -189,8 +235,35 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         frame = render_gaussians(gaussians, camera, w, h, render_settings(scene), world_background(scene))
         self._write_result(rect, frame.rgba, frame.depth)
         self.update_progress(1.0)
-        self.update_stats("", f"Gaussian Heads: {len(gaussians):,} Gaussians in "
-                              f"{frame.seconds * 1000:.0f} ms")
+        global last_stats
+        last_stats = RenderStats(frame.backend or "nothing to draw", len(gaussians), frame.seconds * 1000,
+                                 frame.fallback, waited)
+        self._show(last_stats.text())
+        if frame.fallback:
+            self.report({'WARNING'}, f"Gaussian Heads: {frame.fallback}")
+
+    def _wait_for_kernels(self, instances) -> float:
+        """Wait while ``engine.warmup`` compiles the numba kernels this frame needs (first use
+        after installing), saying so in the render stats and in a report; returns the seconds."""
+        from .engine import warmup
+        from .engine.bake.baked import BakedIdentity
+
+        needed = {warmup.LIFT, warmup.RASTER}
+        if any(isinstance(inst.identity, BakedIdentity) for inst in instances):
+            needed.add(warmup.BLEND)
+
+        def show(progress):
+            self._show(f"Gaussian Heads: waiting for the first-use compile: {progress.text()}")
+
+        waited = warmup.wait_for_kernels(on_progress=show, cancel=self.test_break, needed=needed)
+        if waited > 0:
+            self.report({'INFO'}, f"Gaussian Heads: waited {waited:.1f} s for the CPU kernels to compile "
+                                  "(first use only; later sessions load them from the cache)")
+        return waited
+
+    def _show(self, text: str) -> None:
+        """The render stats line (Blender shows it over the image; silent in background mode)."""
+        self.update_stats("", text)
 
     def _write_result(self, rect, rgba, depth):
         # begin_result's coordinates start at the border region's corner (Blender clips to it)
@@ -210,21 +283,32 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         try:
             self._viewport.set_gaussians(merge_avatars(avatar_instances(depsgraph)))
             self._viewport_error = ""
-        except GaussianHeadsError as exc:
-            self._viewport_error = str(exc)
+        except Exception as exc:  # noqa: BLE001  shown over the viewport by view_draw
+            self._viewport_error = _viewport_failure(exc, self._viewport_error)
 
     def view_draw(self, context, depsgraph):
         region, region_3d = context.region, context.region_data
         scene = depsgraph.scene
+        from .engine import warmup
+
+        waiting = warmup.pending((warmup.LIFT, warmup.RASTER))
+        if waiting is not None:  # never block the UI on the first-use compile: show its progress
+            _draw_text([f"Gaussian Heads: {waiting.text()}"], region.height)
+            self._schedule_refine()
+            return
         try:
             frame, wants_refine = self._viewport.next_frame(
                 region.width, region.height, region_3d.view_matrix, region_3d.window_matrix,
                 scale=scene.gaussian_heads.viewport_scale, settings=render_settings(scene),
                 background=world_background(scene))
-        except GaussianHeadsError as exc:
-            self._viewport_error = str(exc)
-            return
-        _draw_pixels(self, scene, frame, region.width, region.height)
+        except Exception as exc:  # noqa: BLE001  kept until view_update succeeds again
+            self._viewport_error = _viewport_failure(exc, self._viewport_error)
+            frame, wants_refine = None, False
+        if frame is not None:
+            _draw_pixels(self, scene, frame, region.width, region.height)
+        lines = error_text.overlay_lines(self._viewport_error, region.width)
+        if lines:  # an error is drawn over the view, never a silently blank viewport
+            _draw_text(lines, region.height)
         if wants_refine:
             self._schedule_refine()
 
@@ -243,6 +327,33 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
 
         self._refine_timer = refine
         bpy.app.timers.register(refine, first_interval=self._viewport.refine_after)
+
+
+def _viewport_failure(exc, previous: str) -> str:
+    """The viewport's error text for ``exc``; an unexpected error's traceback is printed once."""
+    message = error_text.describe(exc)
+    if message != previous and not isinstance(exc, GaussianHeadsError):
+        traceback.print_exception(exc)
+    return message
+
+
+def _draw_text(lines, region_height):
+    """Draw ``lines`` at the region's top left, below Blender's own view text (blf; untested
+    headless: bpy 5.0 cannot draw in background mode, the lines are tested instead)."""
+    import blf
+
+    scale = bpy.context.preferences.system.ui_scale
+    font = 0
+    blf.size(font, 12.0 * scale)
+    blf.color(font, 1.0, 0.4, 0.3, 1.0)
+    blf.enable(font, blf.SHADOW)
+    blf.shadow(font, 3, 0.0, 0.0, 0.0, 1.0)
+    y = region_height - 80.0 * scale
+    for line in lines:
+        blf.position(font, 16.0 * scale, y, 0.0)
+        blf.draw(font, line)
+        y -= 16.0 * scale
+    blf.disable(font, blf.SHADOW)
 
 
 def _draw_pixels(engine, scene, frame, region_width, region_height):

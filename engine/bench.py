@@ -17,6 +17,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "sample": ("avatar.bench_sample", "built-in identity sampling"),
     "generator": ("generator.bench", "ONNX identity and deformation branches"),
     "bake": ("bake.bench", "AGORA-M bake time, peak memory and quality"),
+    "sh-rotate": ("avatar.bench_sh_rotation", "turning SH colour with an avatar's transform"),
 }
 
 

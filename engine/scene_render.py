@@ -27,7 +27,7 @@ from .avatar.frames import MODEL_TO_BLENDER
 from .avatar.gaussian_set import GaussianSet
 from .errors import GaussianHeadsError
 from .head_model.model import HeadModel, HeadParams
-from .raster.blender_camera import camera_from_view
+from .raster.blender_camera import border_region, camera_from_view
 from .raster.camera import Camera
 
 #: Depth written where no Gaussian covers the pixel (Blender's "infinitely far").
@@ -213,12 +213,15 @@ def blender_depth(depth: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FrameResult:
-    """Ready for Blender: rgba [H, W, 4] scene-linear premultiplied, depth [H, W], top row first."""
+    """Ready for Blender: rgba [H, W, 4] scene-linear premultiplied, depth [H, W], top row first;
+    ``backend`` that ran ("" when there was nothing to draw) and ``fallback`` (RenderResult's)."""
 
     rgba: np.ndarray
     depth: np.ndarray
     n_gaussians: int
     seconds: float
+    backend: str = ""
+    fallback: str = ""
 
 
 def render_gaussians(gaussians: GaussianSet, camera: Camera, width: int, height: int,
@@ -230,6 +233,7 @@ def render_gaussians(gaussians: GaussianSet, camera: Camera, width: int, height:
     width, height = int(width), int(height)
     if width < 1 or height < 1:
         raise GaussianHeadsError(f"render size must be positive, got {width}x{height}")
+    backend = fallback = ""
     if len(gaussians) == 0:
         rgba = np.zeros((height, width, 4), np.float32)
         depth = np.full((height, width), DEPTH_EMPTY, np.float32)
@@ -239,8 +243,9 @@ def render_gaussians(gaussians: GaussianSet, camera: Camera, width: int, height:
                                backend=settings.backend)
         rgba = np.asarray(result.rgba, np.float32)
         depth = blender_depth(result.depth, result.alpha)
+        backend, fallback = result.backend, result.fallback
     return FrameResult(display_to_scene_linear(rgba, background), depth, len(gaussians),
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, backend, fallback)
 
 
 def render_frame(instances: Sequence[AvatarInstance], camera: Camera, width: int, height: int,
@@ -256,13 +261,12 @@ def border_rect(width: int, height: int, use_border: bool, min_x: float, max_x: 
                 min_y: float, max_y: float) -> tuple[int, int, int, int]:
     """Blender's render border in pixels: (x0, y0, x1, y1), origin at the bottom left (as
     ``RenderEngine.begin_result`` takes it), end exclusive; the whole frame without a border.
-    Blender truncates ``border * size`` to whole pixels."""
+    The region is ``blender_camera.border_region``'s (float32, truncated, like Blender's C), so
+    it always equals the border camera's size; an empty border raises GaussianHeadsError."""
     if not use_border:
         return 0, 0, int(width), int(height)
-    x0, x1 = int(min_x * width), int(max_x * width)
-    y0, y1 = int(min_y * height), int(max_y * height)
-    x0, y0 = max(0, min(x0, width - 1)), max(0, min(y0, height - 1))
-    return x0, y0, max(x0 + 1, min(x1, width)), max(y0 + 1, min(y1, height))
+    r = border_region(width, height, min_x, max_x, min_y, max_y)
+    return r.x, r.y, r.x + r.width, r.y + r.height
 
 
 def sub_camera(camera: Camera, rect: tuple[int, int, int, int]) -> Camera:

@@ -9,6 +9,8 @@ from . import storage, sample, preview, bake  # avatars: storage, sampling, gall
 _MODULES = (gpu_deps, storage, sample, preview, bake)
 from . import anim_io  # noqa: E402  animation import/export (File menus, avatar panel)
 _MODULES += (anim_io,)
+from . import color_management  # noqa: E402  'Standard' view transform for avatar scenes
+_MODULES += (color_management,)
 
 
 def register():

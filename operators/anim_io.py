@@ -21,6 +21,7 @@ from ..engine.animation import (ImportOptions, MapOptions, ParamSequence, Target
 from ..engine.animation.align import AlignOptions
 from ..engine.animation.names import looks_arkit
 from ..engine.errors import GaussianHeadsError
+from ..properties import EXPR_HARD_LIMIT
 from . import keyframes
 from .context import poll_active_avatar
 
@@ -81,6 +82,64 @@ def head_models_for(obj, source_space: str, target_space: str, source_model_path
     except GaussianHeadsError as exc:
         return None, None, f"mapped by name: the avatar's head model could not be loaded ({exc})"
     return source, target, None
+
+
+def _names(items, limit: int = 12) -> str:
+    items = list(items)
+    more = f", … (+{len(items) - limit})" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+_JOINTS = ("jaw", "neck", "global_rot", "eyes", "translation")
+
+
+def import_notes(result, target: TargetSpec, path: str, *, fps_overridden: bool = False,
+                 aligned: bool = False, hard_limit: float | None = None) -> list[tuple[str, str]]:
+    """Every remark the engine made on an import, one (level, text) report line each: where the
+    frame rate came from, the readers' and the mapping's notes (retiming, conversions, values
+    brought into the avatar's range), ignored columns (a line per reason), undriven channels,
+    values outside the avatar's range when not ``aligned``, and values beyond the sliders' hard
+    limit (``hard_limit``: Blender clamps them when it evaluates the curves)."""
+    name = os.path.basename(path.rstrip("/\\")) or path
+    src, seq = result.source, result.sequence
+    if fps_overridden:
+        origin = "set by Source FPS"
+    elif src.source_format.startswith("live_link"):
+        origin = "derived from its timecodes"
+    else:
+        origin = "read from the file"
+    lines = [('INFO', f"{name}: frame rate {src.fps:g} fps, {origin}; resampled to {seq.fps:g} fps")]
+    lines += [('INFO', f"{name}: {note}") for note in result.report.notes]
+    fitted = [c[:-len(" (least squares)")] for c in result.report.converted if c.endswith(" (least squares)")]
+    lines += [('INFO', f"{name}: converted {c}") for c in result.report.converted
+              if not c.endswith(" (least squares)")]
+    if fitted:
+        lines.append(('INFO', f"{name}: {len(fitted)} columns converted by least squares: {_names(fitted)}"))
+    channel_notes = {n: v for n, v in src.notes.items() if n in src.expr_names}
+    ignored: dict[str, list[str]] = {}
+    for column in result.report.ignored:
+        why = channel_notes.get(column) or ("turned off in the import options" if column in _JOINTS
+                                            else "the avatar has no matching channel")
+        ignored.setdefault(why, []).append(column)
+    for why, columns in ignored.items():
+        lines.append(('INFO', f"{name}: {len(columns)} column{'s' * (len(columns) > 1)} ignored, "
+                              f"{why}: {_names(columns)}"))
+    if result.report.missing:
+        lines.append(('INFO', f"{name}: {len(result.report.missing)} avatar channels get no curve "
+                              f"({_names(result.report.missing)})"))
+    expr = np.asarray(seq.expr, np.float64)
+    if not aligned and target.expr_range is not None and expr.size:
+        lo, hi = target.expr_range[:, 0], target.expr_range[:, 1]
+        over = np.maximum(expr.max(0) - hi, lo - expr.min(0))
+        outside = [n for n, o in zip(seq.expr_names, over) if o > 1e-6]
+        if outside:
+            lines.append(('WARNING', f"{name}: {len(outside)} channels leave the avatar's range (by up to "
+                                     f"{over.max():.3g}; Align to Avatar Range brings them in): {_names(outside)}"))
+    if hard_limit is not None and expr.size and np.abs(expr).max() > hard_limit:
+        beyond = [n for n, v in zip(seq.expr_names, np.abs(expr).max(0)) if v > hard_limit]
+        lines.append(('WARNING', f"{name}: values beyond ±{hard_limit:g} are clamped to the slider limit: "
+                                 f"{_names(beyond)}"))
+    return lines
 
 
 def _resolve_path(filepath: str, directory: str) -> str:
@@ -231,6 +290,9 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
             self.report({'WARNING'}, why)
         for w in result.warnings:
             self.report({'WARNING'}, w)
+        for level, text in import_notes(result, target, path, fps_overridden=self.override_fps,
+                                        aligned=self.align_to_range, hard_limit=EXPR_HARD_LIMIT):
+            self.report({level}, text)
         self.report({'INFO'}, f"{result.message(path)}; {len(curves)} F-curves on '{obj.name}'")
         return {'FINISHED'}
 

@@ -1,27 +1,32 @@
-"""Opt-in installer for the GPU packages (torch, gsplat) and the GPU status check.
+"""Opt-in installer for the GPU packages (torch, gsplat) and the GPU check.
 
 The extension zip does not bundle torch or gsplat (several GB, CUDA-specific). A user who wants
 the gsplat render backend presses "Install GPU dependencies" in the add-on preferences; this runs
-Blender's own Python (``sys.executable``) as ``python -m pip install --target <folder> ...`` where
-<folder> is ``bpy.utils.extension_path_user(<add-on>, path="site-packages")``, the only place the
-add-on may write. ``preferences.register()`` appends that folder to ``sys.path`` at start-up.
+Blender's own Python (``sys.executable``) as ``python -m pip install --target <staging> ...``.
+<staging> is a new folder next to the final one, ``bpy.utils.extension_path_user(<add-on>,
+path="site-packages")`` (the only place the add-on may write). Only when pip succeeds is the
+staging folder renamed into place (the previous folder is renamed aside first and deleted after);
+a failed or cancelled run deletes the staging folder, so the previous installation stays exactly
+as it was. ``preferences.register()`` appends the final folder to ``sys.path`` at start-up.
 
 Network use is gated on ``bpy.app.online_access``: the operator's poll refuses (and says why)
 when Blender's "Allow Online Access" is off. pip runs in a subprocess; a reader thread collects its
-output; a modal timer shows the latest line and lets Esc or the Cancel button stop it. pip
-installs into a temporary folder and moves the result into place at the end, so a cancelled run
-leaves nothing half-installed in the target.
+output and moves the result into place; a modal timer shows the latest line and lets Esc or the
+Cancel button stop it.
 
 numpy is pinned to the version Blender runs (a constraint), so pip never fetches numpy 2.x
 for gsplat; the copy it places in the target folder is shadowed by Blender's own numpy because
 the folder is appended to the end of ``sys.path``.
+
+"Check GPU" runs ``engine.raster.gpu_check.check_gpu`` in a thread: it rasterizes a real frame
+with gsplat (whose first call builds its CUDA kernels, minutes) or says exactly why it cannot.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,54 +38,7 @@ from .. import preferences
 
 # The versions the project develops and tests against (requirements.txt).
 GPU_REQUIREMENTS = ("torch==2.13.0", "gsplat==1.5.3", "packaging")
-
-
-@dataclasses.dataclass(frozen=True)
-class GpuStatus:
-    torch: str | None     # torch version, None when it does not import
-    cuda: str | None      # CUDA device name, None when torch sees no CUDA device
-    gsplat: str | None    # gsplat version, None when it does not import
-    problem: str = ""     # first import error, if any
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.torch and self.cuda and self.gsplat)
-
-    def summary(self) -> str:
-        if self.ready:
-            return f"Ready: torch {self.torch}, gsplat {self.gsplat}, {self.cuda}"
-        parts = [f"torch {self.torch}" if self.torch else "torch missing",
-                 self.cuda or "no CUDA device",
-                 f"gsplat {self.gsplat}" if self.gsplat else "gsplat missing"]
-        tail = f" ({self.problem})" if self.problem else ""
-        return "Not ready: " + ", ".join(parts) + tail
-
-
-def probe_gpu() -> GpuStatus:
-    """Import torch and gsplat (in this process) and ask torch for a CUDA device."""
-    torch_version = cuda = gsplat_version = None
-    problem = ""
-    try:
-        import torch
-        torch_version = torch.__version__
-        if torch.cuda.is_available():
-            cuda = torch.cuda.get_device_name(0)
-    except Exception as exc:  # any import failure means "not available", and we say why
-        problem = f"torch: {exc}"
-    try:
-        import gsplat
-        gsplat_version = getattr(gsplat, "__version__", "?")
-    except Exception as exc:
-        problem = problem or f"gsplat: {exc}"
-    return GpuStatus(torch_version, cuda, gsplat_version, problem[:200])
-
-
-_status: GpuStatus | None = None
-
-
-def last_status() -> GpuStatus | None:
-    """The result of the last check, or None before the first one."""
-    return _status
+_STAGING, _OLD = "site-packages.partial-", "site-packages.old-"
 
 
 def pip_command(target: str, requirements: tuple[str, ...], constraints: str,
@@ -95,15 +53,52 @@ def pip_command(target: str, requirements: tuple[str, ...], constraints: str,
     return cmd + [*extra_args, *requirements]
 
 
-class PipJob:
-    """A pip subprocess whose output a background thread collects; poll it from a timer."""
+def promote(staging: str, target: str) -> None:
+    """Put the complete ``staging`` folder in place of ``target`` (same parent folder).
 
-    def __init__(self, cmd: list[str], env: dict | None = None):
+    The previous ``target`` is renamed aside, ``staging`` renamed to ``target``, then the old one
+    deleted; if the second rename fails the previous folder is put back. Raises OSError (e.g. on
+    Windows, when a package in ``target`` is loaded in this Blender session)."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=_OLD, dir=os.path.dirname(target))
+        os.rmdir(old)
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(parent: str) -> None:
+    """Delete staging/old folders that a crashed Blender left behind in ``parent``."""
+    if os.path.isdir(parent):
+        for name in os.listdir(parent):
+            if name.startswith((_STAGING, _OLD)):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+class PipJob:
+    """A pip subprocess whose output a background thread collects; poll it from a timer.
+
+    With ``staging``/``target`` pip installs into ``<staging>/site-packages``; when pip succeeded
+    and nobody cancelled, the reader thread ``promote``s that folder to ``target``; either way it
+    then deletes ``staging``.
+    ``outcome`` is then "installed", "failed" or "cancelled"."""
+
+    def __init__(self, cmd: list[str], env: dict | None = None, staging: str | None = None,
+                 target: str | None = None):
         self.cmd = cmd
         self.env = env
+        self.staging, self.target = staging, target
         self.lines: collections.deque[str] = collections.deque(maxlen=400)
         self.returncode: int | None = None
         self.cancelled = False
+        self.outcome = ""
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -122,14 +117,33 @@ class PipJob:
                 with self._lock:
                     self.lines.append(line)
         self._proc.wait()
-        self.returncode = self._proc.returncode
+        with self._lock:  # from here on a cancel no longer changes the outcome
+            ok = self._proc.returncode == 0 and not self.cancelled
+            outcome = "cancelled" if self.cancelled else ("installed" if ok else "failed")
+            if self.staging is not None:
+                try:
+                    if ok:
+                        self.lines.append(f"Moving the packages into {self.target}")
+                        promote(os.path.join(self.staging, "site-packages"), self.target)
+                except OSError as exc:
+                    outcome = "failed"
+                    self.lines.append(f"could not replace {self.target} ({exc}); if a package in it is "
+                                      "in use, restart Blender and install again")
+                finally:
+                    shutil.rmtree(self.staging, ignore_errors=True)
+            self.outcome = outcome
+            rc = self._proc.returncode
+            self.returncode = 1 if outcome == "failed" and rc == 0 else rc  # set last: ends `running`
 
     @property
     def running(self) -> bool:
         return self._proc is not None and self.returncode is None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        with self._lock:
+            if self.returncode is not None or (self._proc is not None and self._proc.poll() is not None):
+                return  # pip has ended: too late to cancel (the reader thread decides the outcome)
+            self.cancelled = True
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -145,14 +159,15 @@ class PipJob:
     def status_line(self) -> str:
         with self._lock:
             last = self.lines[-1] if self.lines else ""
+        kept = " (the previous installation is unchanged)" if self.staging is not None else ""
         if self.running:
             return f"pip: {last[:120]}" if last else "pip: starting…"
         if self.cancelled:
-            return "Cancelled"
+            return "Cancelled" + kept
         if self.returncode == 0:
-            return "Installed; press Check to test CUDA"
+            return "Installed; press Check GPU to render a test frame"
         if self.returncode is not None:
-            return f"pip failed ({self.returncode}): {last[:120]}"
+            return f"pip failed ({self.returncode}){kept}: {last[:120]}"
         return ""
 
     def output(self) -> str:
@@ -167,18 +182,25 @@ def current_job() -> PipJob | None:
     return _job
 
 
-def start_install(extra_index_url: str = "") -> PipJob:
-    """Start pip for the GPU packages into the user folder; returns the running job."""
-    global _job, _status
+def start_install(extra_index_url: str = "", requirements: tuple[str, ...] = GPU_REQUIREMENTS,
+                  extra_args: tuple[str, ...] = ()) -> PipJob:
+    """Start pip for ``requirements`` into a staging folder next to the GPU packages' folder;
+    returns the running job (it moves the result into place when pip succeeds)."""
+    global _job, _check
     import numpy
 
-    target = preferences.gpu_site_packages(create=True)
-    work = tempfile.mkdtemp(prefix="gaussian_heads_pip_")
-    constraints = os.path.join(work, "constraints.txt")
+    target = preferences.gpu_site_packages(create=False)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    remove_leftovers(parent)
+    staging = tempfile.mkdtemp(prefix=_STAGING, dir=parent)
+    constraints = os.path.join(staging, "constraints.txt")  # beside pip's --target, not in it
     with open(constraints, "w", encoding="utf-8") as fh:
         fh.write(f"numpy=={numpy.__version__}\n")
-    _job = PipJob(pip_command(target, GPU_REQUIREMENTS, constraints, extra_index_url))
-    _status = None
+    cmd = pip_command(os.path.join(staging, "site-packages"), requirements, constraints, extra_index_url,
+                      extra_args=extra_args)
+    _job = PipJob(cmd, staging=staging, target=target)
+    _check = None
     _job.start()
     return _job
 
@@ -187,8 +209,71 @@ def _finish(job: PipJob) -> str:
     """After pip ends: put the folder on sys.path; the message to report."""
     if job.returncode == 0:
         preferences.add_gpu_site_packages()
-        return f"GPU packages installed into {preferences.gpu_site_packages()}; press Check"
+        return f"GPU packages installed into {preferences.gpu_site_packages()}; press Check GPU"
     return job.status_line()
+# --- the GPU check ---------------------------------------------------------------------------
+
+class GpuCheckJob:
+    """``check_gpu`` in a daemon thread (gsplat's first call builds CUDA kernels: minutes)."""
+
+    def __init__(self):
+        self.step = "starting"
+        self.result = None
+        self._thread = threading.Thread(target=self._run, name="gaussian_heads_gpu_check", daemon=True)
+        self._start = 0.0
+
+    def start(self) -> GpuCheckJob:
+        import time
+
+        self._start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from ..engine.raster.gpu_check import check_gpu
+
+        def progress(step):
+            self.step = step
+
+        try:
+            self.result = check_gpu(progress)
+        except Exception as exc:  # an unexpected failure is still an answer the user sees
+            from ..engine.raster.gpu_check import GpuCheck
+
+            self.result = GpuCheck(None, None, None, problem=f"the check failed: {type(exc).__name__}: {exc}")
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None):
+        self._thread.join(timeout)
+        return self.result
+
+    def status_line(self) -> str:
+        import time
+
+        return f"Checking: {self.step} ({time.perf_counter() - self._start:.0f} s)"
+
+
+_check = None                        # GpuCheck of the last finished check
+_check_job: GpuCheckJob | None = None
+
+
+def last_status():
+    """The last finished check's ``GpuCheck`` (torch, cuda, gsplat, ready, summary()), or None."""
+    return _check
+
+
+def check_job() -> GpuCheckJob | None:
+    return _check_job
+
+
+def start_check() -> GpuCheckJob:
+    global _check_job
+    preferences.add_gpu_site_packages()  # sys.path changes stay on the main thread
+    _check_job = GpuCheckJob().start()
+    return _check_job
 
 
 def _online_poll(cls, context) -> bool:
@@ -302,17 +387,51 @@ class GAUSSIAN_HEADS_OT_cancel_gpu_install(bpy.types.Operator):
 
 
 class GAUSSIAN_HEADS_OT_check_gpu(bpy.types.Operator):
-    """Import torch and gsplat and look for a CUDA device (may take a few seconds)"""
+    """Render a test frame with gsplat on the GPU, or say exactly why that is not possible
+    (the first time builds gsplat's CUDA kernels: minutes, in the background)"""
 
     bl_idname = "gaussian_heads.check_gpu"
     bl_label = "Check GPU"
 
-    def execute(self, context):
-        global _status
-        preferences.add_gpu_site_packages()
-        _status = probe_gpu()
-        self.report({'INFO'} if _status.ready else {'WARNING'}, _status.summary())
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        if _check_job is not None and _check_job.running:
+            cls.poll_message_set("A GPU check is running")
+            return False
+        return True
+
+    def _done(self, job):
+        global _check
+        _check = job.result
+        self.report({'INFO'} if _check.ready else {'WARNING'}, _check.summary())
         return {'FINISHED'}
+
+    def invoke(self, context, event):
+        start_check()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.25, window=context.window)
+        wm.modal_handler_add(self)
+        return {'RUNNING_MODAL'}
+
+    def modal(self, context, event):
+        if event.type != 'TIMER':
+            return {'PASS_THROUGH'}
+        _redraw_preferences(context)
+        job = _check_job
+        if job is not None and job.running:
+            _status_text(context, job.status_line())
+            return {'RUNNING_MODAL'}
+        context.window_manager.event_timer_remove(self._timer)
+        _status_text(context, None)
+        return self._done(job)
+
+    def execute(self, context):
+        # Scripted/background use: wait for the answer.
+        job = start_check()
+        job.wait()
+        return self._done(job)
 
 
 classes = (GAUSSIAN_HEADS_OT_install_gpu_deps, GAUSSIAN_HEADS_OT_cancel_gpu_install,
@@ -326,5 +445,5 @@ def register():
 
 def unregister():
     if _job is not None and _job.running:
-        _job.cancel()
+        _job.cancel()  # deletes the staging folder; the installed folder stays as it was
     _unregister_classes()

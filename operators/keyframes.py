@@ -1,4 +1,8 @@
-"""Fast, transactional F-curve writing for imported animation (Blender 5.x layered Actions).
+"""Fast, transactional F-curve writing for imported animation, on every supported Blender.
+
+Blender 4.4 introduced slotted (layered) Actions and 5.0 removed the legacy ``Action.fcurves``;
+4.2 LTS and 4.3 have only the legacy API. :func:`ensure_fcurve` and :func:`curves_of` are the
+one place that difference is handled.
 
 Two steps, so a failure never leaves a half-written action:
 
@@ -85,11 +89,33 @@ def build_curves(seq, frames: np.ndarray, *, expr_channels=None, joints=None) ->
     return curves
 
 
-def _channelbag(action, obj):
-    slot = obj.animation_data.action_slot if obj.animation_data else None
+def curves_of(action, obj):
+    """The F-curve collection animating ``obj`` in ``action``: the channelbag of the object's
+    slot (4.4+), or the action's own ``fcurves`` (4.2/4.3, no slots); None if there is none."""
+    if not hasattr(action, "slots"):
+        return action.fcurves
+    slot = getattr(obj.animation_data, "action_slot", None) if obj.animation_data else None
     if slot is None:
         return None
-    return anim_utils.action_get_channelbag_for_slot(action, slot)
+    bag = anim_utils.action_get_channelbag_for_slot(action, slot)
+    return bag.fcurves if bag is not None else None
+
+
+def ensure_fcurve(action, obj, data_path: str, index: int, group_name: str = GROUP_NAME):
+    """The F-curve for ``obj``'s ``data_path[index]`` in ``action`` (assigned to ``obj``),
+    created in ``group_name`` if missing."""
+    if hasattr(action, "fcurve_ensure_for_datablock"):  # 4.4+: makes the slot, layer and strip
+        try:
+            return action.fcurve_ensure_for_datablock(obj, data_path, index=index, group_name=group_name)
+        except TypeError:  # 4.4/4.5 take no group_name: group the curve through its channelbag
+            fc = action.fcurve_ensure_for_datablock(obj, data_path, index=index)
+            bag = anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot)
+            if fc.group is None or fc.group.name != group_name:
+                fc.group = next((g for g in bag.groups if g.name == group_name), None) or bag.groups.new(group_name)
+            return fc
+    fcurves = action.fcurves
+    fc = fcurves.find(data_path, index=index)
+    return fc if fc is not None else fcurves.new(data_path, index=index, action_group=group_name)
 
 
 def write_curves(obj, curves: list[CurveData], action_name: str):
@@ -100,7 +126,7 @@ def write_curves(obj, curves: list[CurveData], action_name: str):
     """
     had_anim = obj.animation_data is not None
     old_action = obj.animation_data.action if had_anim else None
-    old_slot = obj.animation_data.action_slot if had_anim else None
+    old_slot = getattr(obj.animation_data, "action_slot", None) if had_anim else None
     action = old_action.copy() if old_action is not None else bpy.data.actions.new(action_name)
     if old_action is None:
         action.name = action_name
@@ -109,7 +135,7 @@ def write_curves(obj, curves: list[CurveData], action_name: str):
         ad.action = action
         interp = None
         for c in curves:
-            fc = action.fcurve_ensure_for_datablock(obj, c.data_path, index=c.index, group_name=GROUP_NAME)
+            fc = ensure_fcurve(action, obj, c.data_path, c.index)
             points = fc.keyframe_points
             if len(points):
                 points.clear()
@@ -146,10 +172,8 @@ def find_fcurve(obj, data_path: str, index: int = 0):
     ad = obj.animation_data
     if ad is None or ad.action is None:
         return None
-    bag = _channelbag(ad.action, obj)
-    if bag is None:
-        return None
-    return bag.fcurves.find(data_path, index=index)
+    fcurves = curves_of(ad.action, obj)
+    return fcurves.find(data_path, index=index) if fcurves is not None else None
 
 
 def sample_property_curves(obj, frames: np.ndarray, data_path: str, index: int, current: float) -> np.ndarray:

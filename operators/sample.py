@@ -50,8 +50,8 @@ def identity_source(settings: SampleSettings):
         path = settings.checkpoint
         if not path:
             raise GaussianHeadsError("choose a generator checkpoint file first")
-        if not os.path.isfile(path):
-            raise GaussianHeadsError(f"{path}: no such generator checkpoint file")
+        if not os.path.exists(path):  # a folder, .zip, config.json or .safetensors
+            raise GaussianHeadsError(f"{path}: no such generator checkpoint file or folder")
         key = ("checkpoint", os.path.abspath(path), os.path.getmtime(path))
         source_arg, gaussians = path, None
     else:
@@ -169,6 +169,8 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
         obj.select_set(True)
         context.view_layer.objects.active = obj
         self.report({'INFO'}, f"Sampled '{obj.name}': {storage.gaussian_count(identity):,} Gaussians")
+        from .color_management import after_avatar_added  # 'Standard' view for avatar colours
+        after_avatar_added(self, context.scene)
         return {'FINISHED'}
 
 

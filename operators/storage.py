@@ -13,6 +13,14 @@ mode). Storage layout, described by a JSON manifest in ``pointcloud.gaussian_hea
 * ``position`` is the neutral pose in the object's (Blender) frame, ``radius`` a display size and
   ``Col`` the base colour: these are for display only and are not part of the identity.
 
+Packing (render farms, library links): a stored avatar needs no file outside the .blend and the
+extension. An identity bound to a head model other than the built-in open one (a FLAME
+``.pkl``/``.npz``) also stores that model's arrays as ``headmodel.<key>`` (the ``.npz`` layout of
+``engine.head_model.storage``); a generator identity stores its checkpoint's deformation branch
+as ``deformation.packed.*`` (``engine.generator.packed``). Paths in the metadata are only
+informational. Avatars stored before packing existed still reopen their files by path (and a
+missing file gives an error naming it).
+
 ``load_identity(obj)`` rebuilds the identity once per content hash (a module-level cache), so
 the render engine calls it every frame for free.
 """
@@ -41,7 +49,8 @@ _FOREACH_KEY = {'FLOAT': "value", 'FLOAT2': "vector", 'FLOAT_VECTOR': "vector",
                 'QUATERNION': "value", 'FLOAT4X4': "value", 'INT': "value", 'FLOAT_COLOR': "color"}
 _CACHE_SIZE = 8
 _identity_cache: "OrderedDict[str, object]" = OrderedDict()
-_model_cache: dict[str, object] = {}
+_model_cache: dict[str, object] = {}  # spec, or "packed:<hash>" -> HeadModel
+MODEL_PREFIX = "headmodel."
 
 
 # --- hashing and array packing (plain numpy) -----------------------------------------------
@@ -114,26 +123,38 @@ def _per_gaussian_axis(array: np.ndarray, n: int) -> int | None:
 # --- point cloud creation ------------------------------------------------------------------
 
 def _new_pointcloud(name: str, count: int) -> "bpy.types.PointCloud":
-    """A PointCloud with ``count`` points (Blender 5.0 has no Python resize: convert a mesh)."""
-    context = bpy.context
-    mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(count)
-    mesh_name = mesh.name
-    temp = bpy.data.objects.new(name + ".convert", mesh)
-    context.scene.collection.objects.link(temp)
+    """A PointCloud with ``count`` points (positions zero; the caller writes the attributes).
+
+    Blender 5.3+ resizes a point cloud from Python. Older ones (4.2-5.2) have no such call and
+    4.2 cannot convert a mesh to a point cloud, so a temporary Geometry Nodes modifier (a Points
+    node with ``count`` points) is applied to an empty point cloud: one path for every version,
+    ~5 ms for 65,536 points, no change to the selection or the active object.
+    """
+    pointcloud = bpy.data.pointclouds.new(name)
+    if hasattr(pointcloud, "resize"):
+        pointcloud.resize(count)
+        return pointcloud
+    temp = bpy.data.objects.new(name + ".points", pointcloud)
+    group = bpy.data.node_groups.new(name + ".points", 'GeometryNodeTree')
+    bpy.context.scene.collection.objects.link(temp)
     try:
-        with context.temp_override(active_object=temp, object=temp, selected_objects=[temp],
-                                   selected_editable_objects=[temp]):
-            result = bpy.ops.object.convert(target='POINTCLOUD')
-        if 'FINISHED' not in result or temp.type != 'POINTCLOUD':
+        group.interface.new_socket("Geometry", in_out='OUTPUT', socket_type='NodeSocketGeometry')
+        points = group.nodes.new("GeometryNodePoints")
+        points.inputs["Count"].default_value = count
+        group.links.new(points.outputs["Points"], group.nodes.new("NodeGroupOutput").inputs[0])
+        modifier = temp.modifiers.new("points", 'NODES')
+        modifier.node_group = group
+        with bpy.context.temp_override(object=temp, active_object=temp):
+            result = bpy.ops.object.modifier_apply(modifier=modifier.name)
+        if 'FINISHED' not in result or len(pointcloud.points) != count:
             raise GaussianHeadsError("Blender could not create the avatar's point cloud")
-        pointcloud = temp.data
-        pointcloud.name = name
-    finally:
+    except BaseException:
         bpy.data.objects.remove(temp)
-        leftover = bpy.data.meshes.get(mesh_name)
-        if leftover is not None and leftover.users == 0:
-            bpy.data.meshes.remove(leftover)
+        bpy.data.pointclouds.remove(pointcloud)
+        raise
+    finally:
+        bpy.data.node_groups.remove(group)
+    bpy.data.objects.remove(temp)
     return pointcloud
 
 
@@ -263,7 +284,7 @@ def store_identity(obj, identity) -> str:
     """Store ``identity`` on the POINTCLOUD object ``obj`` (its data is replaced). Returns the hash."""
     if obj.type != 'POINTCLOUD':
         raise GaussianHeadsError(f"'{obj.name}' is a {obj.type.lower()} object; avatars are point clouds")
-    arrays = identity.to_arrays()
+    arrays = packed_arrays(identity)
     n = gaussian_count(identity)
     pointcloud = _new_pointcloud(obj.name, n)
     try:
@@ -334,6 +355,37 @@ def head_model(spec: str):
     return model
 
 
+def packed_arrays(identity) -> dict:
+    """``identity.to_arrays()`` plus what it would otherwise load from files at render time: the
+    head model's arrays (``headmodel.*``) unless it is the built-in open model, and a generator's
+    deformation branch (``deformation.packed.*``)."""
+    from ..engine.avatar.identity import decode_meta
+
+    pack = getattr(getattr(identity, "deformation", None), "pack", None)
+    if pack is not None:
+        pack()
+    arrays = identity.to_arrays()
+    spec = str(decode_meta(arrays["meta"]).get("model", "open")) if "meta" in arrays else "open"
+    if spec not in ("open", "open_head"):
+        from ..engine.head_model.storage import model_to_arrays
+
+        arrays.update({MODEL_PREFIX + k: v for k, v in model_to_arrays(identity.model).items()})
+    return arrays
+
+
+def _packed_model(arrays: dict, spec: str):
+    """The HeadModel stored in ``headmodel.*`` arrays, built once per content hash."""
+    data = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
+    key = "packed:" + content_hash(data)
+    model = _model_cache.get(key)
+    if model is None:
+        from ..engine.head_model.storage import arrays_to_model
+
+        model = arrays_to_model(data, spec)
+        _model_cache[key] = model
+    return model
+
+
 def identity_from_arrays(arrays: dict):
     """Rebuild an identity from its arrays (dispatch on the metadata's ``kind``)."""
     from ..engine.avatar.identity import BoundIdentity, decode_meta
@@ -342,11 +394,17 @@ def identity_from_arrays(arrays: dict):
     kind = meta.get("kind", "bound_identity")
     if kind != "bound_identity":
         raise GaussianHeadsError(f"stored avatar is of an unknown kind '{kind}' (update the extension)")
-    return BoundIdentity.from_arrays(arrays, head_model(str(meta.get("model", "open"))))
+    spec = str(meta.get("model", "open"))
+    if any(k.startswith(MODEL_PREFIX) for k in arrays):
+        model = _packed_model(arrays, spec)
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(MODEL_PREFIX)}
+    else:
+        model = head_model(spec)
+    return BoundIdentity.from_arrays(arrays, model)
 
 
 def read_stored_arrays(obj) -> dict:
-    """The identity arrays stored on ``obj`` (exactly what ``to_arrays`` gave)."""
+    """The identity arrays stored on ``obj`` (exactly what ``packed_arrays`` gave)."""
     if not has_identity(obj):
         raise GaussianHeadsError(f"'{obj.name}' holds no stored Gaussian avatar")
     pointcloud = obj.data

@@ -61,6 +61,44 @@ class GAUSSIAN_HEADS_PT_render_settings(GaussianHeadsRenderPanel, bpy.types.Pane
         col.prop(props, "mode")
         col.prop(props, "sh_degree")
         col.prop(props, "viewport_scale")
+        _draw_status(layout)
+
+
+def _draw_status(layout):
+    """The background kernel compile while it runs (or if it failed), and the last render."""
+    from .. import preferences, render_engine
+
+    progress = preferences.warmup_progress()
+    if progress is not None and (progress.running or progress.errors):
+        layout.label(text=progress.text(), icon='SORTTIME' if progress.running else 'ERROR')
+    stats = render_engine.last_stats
+    if stats is not None:
+        layout.label(text=f"Last render: {stats.backend}, {stats.n_gaussians:,} splats, {stats.ms:.0f} ms",
+                     icon='INFO')
+        if stats.fallback:
+            layout.label(text=stats.fallback[:160], icon='ERROR')
+
+
+class GAUSSIAN_HEADS_PT_render_color(GaussianHeadsRenderPanel, bpy.types.Panel):
+    """The view transform avatars need ('Standard'), its state and the one-click fix."""
+
+    bl_label = "Avatar Colours"
+
+    def draw(self, context):
+        from ..operators.color_management import STANDARD_VIEW, WHY, view_problem
+
+        layout = self.layout
+        scene = context.scene
+        problem = view_problem(scene)
+        col = layout.column()
+        if problem is None:
+            col.label(text=f"View transform: {STANDARD_VIEW}", icon='CHECKMARK')
+        else:
+            col.alert = True
+            col.label(text=f"The {problem} washes out avatars", icon='ERROR')
+            col.label(text=WHY.capitalize())
+            col.operator("gaussian_heads.use_standard_view", icon='COLOR')
+        layout.prop(scene.gaussian_heads, "auto_standard_view")
 
 
 class GAUSSIAN_HEADS_PT_render_film(GaussianHeadsRenderPanel, bpy.types.Panel):
@@ -95,7 +133,8 @@ class GAUSSIAN_HEADS_PT_render_passes(GaussianHeadsRenderPanel, bpy.types.Panel)
         layout.prop(view_layer, "use_pass_z")
 
 
-classes = (GAUSSIAN_HEADS_PT_render_settings, GAUSSIAN_HEADS_PT_render_film,
+classes = (GAUSSIAN_HEADS_PT_render_settings, GAUSSIAN_HEADS_PT_render_color,
+           GAUSSIAN_HEADS_PT_render_film,
            GAUSSIAN_HEADS_PT_render_passes)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 

@@ -3,16 +3,18 @@
     .venv/bin/python tools/build_extension.py [--platform linux-x64 ...] [--offline]
 
 Steps:
-1. For each target platform, make sure ``wheels/`` holds a wheel of every bundled package, at
-   the pinned version, built for CPython 3.11 on that platform. Missing ones are fetched with
-   ``pip download --only-binary=:all: --no-deps --python-version 3.11 --implementation cp
-   --platform <tags>``; wheels already in ``wheels/`` are reused, so a re-run does not touch the
-   network.
+1. For each target platform and each Python the allowed Blenders embed (``PYTHONS``: CPython
+   3.11 for Blender 4.2-5.0, CPython 3.13 for 5.1-5.3), make sure ``wheels/`` holds a wheel of
+   every bundled package, at the pinned version, built for that Python on that platform. Missing
+   ones are fetched with ``pip download --only-binary=:all: --no-deps --python-version X.Y
+   --implementation cp --platform <tags>``; wheels already in ``wheels/`` are reused, so a re-run
+   does not touch the network. One zip per platform carries both Pythons' wheels: Blender
+   installs only those whose tags match its own Python.
 2. Check the dependency closure: every ``Requires-Dist`` of every bundled wheel whose marker is
-   true on the target (CPython 3.11, that OS and CPU, no extras) is either bundled at a version
-   that satisfies it, or provided by the oldest Blender the manifest allows (numpy, at the
-   version that Blender ships). The build fails otherwise, so a new dependency in a future pin,
-   or a pin that needs a newer numpy than ``blender_version_min`` ships, cannot slip through.
+   true on the target (that CPython, OS and CPU, no extras) is either bundled at a version that
+   satisfies it, or provided by Blender (numpy, at every version the Blenders of that Python's
+   range ship). The build fails otherwise, so a new dependency in a future pin, or a pin that
+   needs a newer numpy than ``blender_version_min`` ships, cannot slip through.
 3. Stage a copy of the source tree (git's tracked and untracked-but-not-ignored files; a plain
    copy outside a git checkout) in a fresh temporary ``out/extension/stage_*/gaussian_heads``,
    removed after the build, so concurrent builds do not collide) with the selected
@@ -38,8 +40,8 @@ so the Intel-Mac zip bundles the newest releases that do (``Platform.pins``: onn
 numba 0.62.1, llvmlite 0.45.1, plus onnxruntime 1.23's own dependencies coloredlogs,
 humanfriendly, sympy and mpmath); ``tests/engine/test_oldest_stack.py`` documents how the engine
 was run against exactly these versions and numpy 1.24.3. The macos-arm64 zip needs macOS 14 or
-newer (onnxruntime's wheel is ``macosx_14_0_arm64``). The wheels are CPython 3.11 builds, which
-is why the manifest stops at Blender 5.0 (5.1 moves to Python 3.13).
+newer (onnxruntime's wheel is ``macosx_14_0_arm64``). ``blender_version_max`` may not pass the
+last Blender of the newest Python built here (a later Python would find no wheels).
 """
 
 from __future__ import annotations
@@ -64,26 +66,69 @@ from packaging.version import Version
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MANIFEST = "blender_manifest.toml"
-PYTHON_VERSION = (3, 11)
+
+@dataclasses.dataclass(frozen=True)
+class PythonTarget:
+    """One CPython that a range of Blender releases embeds."""
+    version: tuple[int, int]
+    blender_min: str             # first Blender with this Python (inclusive)
+    blender_max: str             # first Blender after it (exclusive)
+    full_version: str            # for PEP 508 markers
+    # name -> version replacing the common pins for this Python (where they have no wheel for it
+    # or do not accept the numpy these Blenders ship)
+    pins: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def abi(self) -> str:
+        return f"cp{self.version[0]}{self.version[1]}"
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+# Blender 4.2 LTS to 5.0 embed Python 3.11; 5.1, 5.2 and 5.3 embed Python 3.13. One zip per
+# platform carries wheels for both; Blender installs the ones whose tags match its Python.
+# scipy 1.15.3 (cp311: the newest accepting 4.2's numpy 1.24.3) refuses numpy >= 2.5, which
+# 5.2+ may ship, so Python 3.13 gets scipy 1.17.1 (numpy >= 1.26.4, < 2.7).
+PYTHONS = (
+    PythonTarget((3, 11), "4.2.0", "5.1.0", "3.11.9"),
+    PythonTarget((3, 13), "5.1.0", "5.4.0", "3.13.1", pins={"scipy": "1.17.1"}),
+)
+PY311 = PYTHONS[0]
 
 # numpy is the one package Blender provides that the bundled wheels depend on. Which numpy a
 # Blender ships (first Blender version, numpy), from Blender's build_files/build_environment
 # versions.cmake and the bpy wheels' metadata: 4.2 LTS (Python 3.11.9) builds numpy 1.24.3; the
-# bump to 1.26.4 first shows in bpy 4.5.0 (Requires-Dist numpy>=1.26,<2), as in 5.0.1. 4.3 and
-# 4.4 are not verified, so they count as 1.24.3.
-BLENDER_NUMPY = (((4, 2, 0), "1.24.3"), ((4, 5, 0), "1.26.4"))
+# bump to 1.26.4 first shows in bpy 4.5.0 (Requires-Dist numpy>=1.26,<2), as in 5.0.1 and 5.1.0
+# (Python 3.13); bpy 5.2.0 and 5.3.0 require numpy>=2.2,<3. 4.3 and 4.4 are not verified, so they
+# count as 1.24.3. Every numpy listed within a Python's Blender range is checked.
+BLENDER_NUMPY = (((4, 2, 0), "1.24.3"), ((4, 5, 0), "1.26.4"), ((5, 2, 0), "2.2.0"))
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+def blender_numpys(blender_min: str, blender_max: str | None = None) -> list[Version]:
+    """Every numpy that a Blender in [blender_min, blender_max) may ship, oldest first."""
+    lo = _version_tuple(blender_min)
+    hi = _version_tuple(blender_max) if blender_max else None
+    found = None
+    result = []
+    for first, version in BLENDER_NUMPY:
+        if first <= lo:
+            found = version
+        elif hi is None or first < hi:
+            result.append(Version(version))
+    if found is None:
+        raise BuildError(f"Blender {blender_min} is older than any Blender we know the numpy of")
+    return [Version(found), *result]
 
 
 def provided_by_blender(blender_version_min: str) -> dict[str, Version]:
     """Packages every Blender from ``blender_version_min`` on provides, at their oldest version."""
-    wanted = tuple(int(x) for x in blender_version_min.split("."))
-    numpy = None
-    for first, version in BLENDER_NUMPY:
-        if first <= wanted:
-            numpy = version
-    if numpy is None:
-        raise BuildError(f"blender_version_min {blender_version_min} is older than any Blender we know the numpy of")
-    return {"numpy": Version(numpy)}
+    return {"numpy": blender_numpys(blender_version_min)[0]}
 
 # What the extension bundles. Versions come from requirements.txt where it pins the package;
 # EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
@@ -114,10 +159,15 @@ def _macos(arch: str, newest: tuple[int, int]) -> tuple[str, ...]:
 
 
 _COMMON_MARKERS = {
-    "python_version": "3.11", "python_full_version": "3.11.9", "implementation_name": "cpython",
-    "platform_python_implementation": "CPython", "implementation_version": "3.11.9",
+    "implementation_name": "cpython", "platform_python_implementation": "CPython",
     "platform_release": "", "platform_version": "",
 }
+
+
+def markers(platform: Platform, python: PythonTarget) -> dict:
+    """The PEP 508 environment of ``python`` on ``platform`` (no extras)."""
+    return {**platform.markers, "python_version": python.dotted, "python_full_version": python.full_version,
+            "implementation_version": python.full_version, "extra": ""}
 
 PLATFORMS = {
     "linux-x64": Platform("linux-x64", _manylinux_x86_64(), {
@@ -167,16 +217,17 @@ def pinned_versions(requirements: pathlib.Path = REPO / "requirements.txt") -> d
     return result
 
 
-def supported_tags(platform: Platform) -> list[ptags.Tag]:
-    """Tags a CPython 3.11 of ``platform`` loads, most preferred first."""
+def supported_tags(platform: Platform, python: PythonTarget = PY311) -> list[ptags.Tag]:
+    """Tags ``python`` on ``platform`` loads, most preferred first."""
     plats = list(platform.wheel_platforms)
-    return [*ptags.cpython_tags(PYTHON_VERSION, abis=["cp311"], platforms=plats),
-            *ptags.compatible_tags(PYTHON_VERSION, interpreter="cp311", platforms=plats)]
+    return [*ptags.cpython_tags(python.version, abis=[python.abi], platforms=plats),
+            *ptags.compatible_tags(python.version, interpreter=python.abi, platforms=plats)]
 
 
-def select_wheel(wheel_dir: pathlib.Path, name: str, version: str, platform: Platform) -> pathlib.Path | None:
-    """The best wheel in ``wheel_dir`` for name==version on ``platform``, or None."""
-    rank = {tag: i for i, tag in enumerate(supported_tags(platform))}
+def select_wheel(wheel_dir: pathlib.Path, name: str, version: str, platform: Platform,
+                 python: PythonTarget = PY311) -> pathlib.Path | None:
+    """The best wheel in ``wheel_dir`` for name==version on ``platform`` and ``python``, or None."""
+    rank = {tag: i for i, tag in enumerate(supported_tags(platform, python))}
     best: tuple[int, pathlib.Path] | None = None
     for path in wheel_dir.glob("*.whl"):
         try:
@@ -191,34 +242,44 @@ def select_wheel(wheel_dir: pathlib.Path, name: str, version: str, platform: Pla
     return None if best is None else best[1]
 
 
-def pip_download(wheel_dir: pathlib.Path, requirements: list[str], platform: Platform) -> None:
+def pip_download(wheel_dir: pathlib.Path, requirements: list[str], platform: Platform,
+                 python: PythonTarget = PY311) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-           "--only-binary=:all:", "--no-deps", "--python-version", "3.11", "--implementation", "cp",
-           "--abi", "cp311", "--abi", "abi3", "--abi", "none", "--dest", str(wheel_dir)]
+           "--only-binary=:all:", "--no-deps", "--python-version", python.dotted, "--implementation", "cp",
+           "--abi", python.abi, "--abi", "abi3", "--abi", "none", "--dest", str(wheel_dir)]
     for tag in platform.wheel_platforms:
         cmd += ["--platform", tag]
     cmd += ["--platform", "any", *requirements]
-    print(f"[{platform.name}] pip download {' '.join(requirements)}", flush=True)
+    print(f"[{platform.name} {python.abi}] pip download {' '.join(requirements)}", flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
-        raise BuildError(f"pip download failed for {platform.name}:\n{proc.stdout[-3000:]}")
+        raise BuildError(f"pip download failed for {platform.name} {python.abi}:\n{proc.stdout[-3000:]}")
+
+
+def target_pins(pins: dict[str, str], platform: Platform, python: PythonTarget) -> dict[str, str]:
+    """The common ``pins`` with the Python's own, then the platform's own, over them."""
+    return {**pins, **{canonicalize_name(n): v for n, v in python.pins.items()},
+            **{canonicalize_name(n): v for n, v in platform.pins.items()}}
 
 
 def ensure_wheels(wheel_dir: pathlib.Path, platform: Platform, pins: dict[str, str],
-                  offline: bool = False) -> list[pathlib.Path]:
-    """The wheel of every bundled package for ``platform`` (the common ``pins`` with the
-    platform's own ``Platform.pins`` over them); downloads only what is missing."""
-    pins = {**pins, **{canonicalize_name(name): version for name, version in platform.pins.items()}}
-    missing = [name for name, version in pins.items() if select_wheel(wheel_dir, name, version, platform) is None]
+                  offline: bool = False, python: PythonTarget = PY311) -> list[pathlib.Path]:
+    """The wheel of every bundled package for ``platform`` and ``python`` (``target_pins``);
+    downloads only what is missing."""
+    pins = target_pins(pins, platform, python)
+    missing = [name for name, version in pins.items()
+               if select_wheel(wheel_dir, name, version, platform, python) is None]
     if missing:
         if offline:
-            raise BuildError(f"[{platform.name}] not in {wheel_dir} and --offline given: {', '.join(missing)}")
-        pip_download(wheel_dir, [f"{name}=={pins[name]}" for name in missing], platform)
+            raise BuildError(f"[{platform.name} {python.abi}] not in {wheel_dir} and --offline given: "
+                             f"{', '.join(missing)}")
+        pip_download(wheel_dir, [f"{name}=={pins[name]}" for name in missing], platform, python)
     chosen = []
     for name, version in pins.items():
-        path = select_wheel(wheel_dir, name, version, platform)
+        path = select_wheel(wheel_dir, name, version, platform, python)
         if path is None:
-            raise BuildError(f"[{platform.name}] no CPython 3.11 wheel of {name}=={version} for this platform")
+            raise BuildError(f"[{platform.name}] no CPython {python.dotted} wheel of {name}=={version} "
+                             "for this platform")
         chosen.append(path)
     return chosen
 
@@ -231,34 +292,50 @@ def wheel_requirements(path: pathlib.Path) -> list[Requirement]:
     return [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
 
 
-def check_closure(wheels: list[pathlib.Path], platform: Platform, blender_version_min: str) -> None:
-    """Fail unless every run-time requirement of ``wheels`` on ``platform`` is met, counting on
-    Blender only for what the oldest supported Blender (``blender_version_min``) provides."""
+def check_closure(wheels: list[pathlib.Path], platform: Platform, blender_version_min: str,
+                  python: PythonTarget = PY311, numpy: Version | None = None) -> None:
+    """Fail unless every run-time requirement of ``wheels`` on ``platform`` and ``python`` is met,
+    counting on Blender only for what the oldest supported Blender (``blender_version_min``)
+    provides (or for ``numpy`` at the given version, to check another Blender of the range)."""
     available = dict(provided_by_blender(blender_version_min))
+    if numpy is not None:
+        available["numpy"] = numpy
     for path in wheels:
         name, version, _b, _t = parse_wheel_filename(path.name)
         available[name] = version
+    env = markers(platform, python)
     problems = []
     for path in wheels:
         for req in wheel_requirements(path):
-            if req.marker is not None and not req.marker.evaluate({**platform.markers, "extra": ""}):
+            if req.marker is not None and not req.marker.evaluate(env):
                 continue
             have = available.get(canonicalize_name(req.name))
             if have is None:
                 problems.append(f"{path.name} needs {req}, which is neither bundled nor part of Blender")
             elif req.specifier and not req.specifier.contains(have, prereleases=True):
                 where = (f"Blender {blender_version_min} ships" if canonicalize_name(req.name) in
-                         PROVIDED_NAMES else "we bundle")
+                         PROVIDED_NAMES and numpy is None else "Blender ships" if
+                         canonicalize_name(req.name) in PROVIDED_NAMES else "we bundle")
                 problems.append(f"{path.name} needs {req}, but {where} {req.name} {have}")
     if problems:
-        raise BuildError(f"[{platform.name}] dependency closure is incomplete:\n  " + "\n  ".join(problems))
+        raise BuildError(f"[{platform.name} {python.abi}] dependency closure is incomplete:\n  "
+                         + "\n  ".join(problems))
+
+
+def check_python_target(wheels: list[pathlib.Path], platform: Platform, python: PythonTarget,
+                        blender_version_min: str) -> None:
+    """``check_closure`` against every numpy a Blender embedding ``python`` may ship."""
+    lo = max(_version_tuple(blender_version_min), _version_tuple(python.blender_min))
+    lo_text = ".".join(map(str, lo))
+    for numpy in blender_numpys(lo_text, python.blender_max):
+        check_closure(wheels, platform, lo_text, python, numpy=numpy)
 
 
 def _ignore_for_stage(directory: str, names: list[str]) -> set[str]:
     ignored = {n for n in names if n in ("__pycache__", ".pytest_cache", ".hypothesis") or n.endswith(".pyc")}
     if pathlib.Path(directory).resolve() == REPO:
         # Large or generated top-level folders; the manifest's paths_exclude_pattern drops the rest.
-        ignored |= {n for n in names if n in (".git", ".venv", "out", "dist", "wheels")}
+        ignored |= {n for n in names if n in (".git", ".venv", ".venvs", "out", "dist", "wheels")}
     return ignored
 
 
@@ -338,6 +415,17 @@ def manifest_fields() -> tuple[str, str, str]:
     return data["id"], data["version"], data["blender_version_min"]
 
 
+def pythons_for(blender_min: str, blender_max: str | None) -> list[PythonTarget]:
+    """The Pythons embedded by the Blenders the manifest allows."""
+    lo, hi = _version_tuple(blender_min), _version_tuple(blender_max) if blender_max else None
+    chosen = [p for p in PYTHONS if _version_tuple(p.blender_max) > lo
+              and (hi is None or _version_tuple(p.blender_min) < hi)]
+    if hi is None or hi > _version_tuple(PYTHONS[-1].blender_max):
+        raise BuildError(f"blender_version_max must be at most {PYTHONS[-1].blender_max}: no wheels are built "
+                         "for the Python of later Blenders")
+    return chosen
+
+
 def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", out_dir: pathlib.Path = REPO / "dist",
           stage_root: pathlib.Path = REPO / "out" / "extension", offline: bool = False) -> list[pathlib.Path]:
     """Build and validate one zip per platform; returns their paths."""
@@ -347,11 +435,13 @@ def build(platforms: list[str], *, wheel_dir: pathlib.Path = REPO / "wheels", ou
     wheel_dir.mkdir(parents=True, exist_ok=True)
     pins = pinned_versions()
     ext_id, version, blender_min = manifest_fields()
+    blender_max = tomllib.loads((REPO / MANIFEST).read_text()).get("blender_version_max")
     all_wheels: set[pathlib.Path] = set()
     for name in platforms:
-        chosen = ensure_wheels(wheel_dir, PLATFORMS[name], pins, offline=offline)
-        check_closure(chosen, PLATFORMS[name], blender_min)
-        all_wheels.update(chosen)
+        for python in pythons_for(blender_min, blender_max):
+            chosen = ensure_wheels(wheel_dir, PLATFORMS[name], pins, offline=offline, python=python)
+            check_python_target(chosen, PLATFORMS[name], python, blender_min)
+            all_wheels.update(chosen)
     out_dir.mkdir(parents=True, exist_ok=True)
     _, valid_tags = blender_ext()
     zips = [out_dir / f"{ext_id}-{version}-{name.replace('-', '_')}.zip" for name in platforms]

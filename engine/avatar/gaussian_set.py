@@ -99,11 +99,20 @@ class GaussianSet:
     def transformed(self, matrix: np.ndarray) -> "GaussianSet":
         """Apply a 4x4 similarity transform (rotation * uniform scale + translation).
 
-        View-dependent SH (degree >= 1) is not rotated; the DC colour is unaffected.
+        Means, quaternions and scales move with it, and view-dependent colour (SH degree >= 1)
+        turns with the rotation (``sh_rotation.rotate_sh``), so a turned avatar shows each side
+        the colour it showed before the turn. Mirrored, sheared or non-uniformly scaled matrices
+        raise GaussianHeadsError.
         """
-        from .transforms import apply_similarity  # local: keeps this module light
+        from .sh_rotation import rotate_sh  # local: keeps this module light
+        from .transforms import apply_similarity, split_similarity
 
-        return apply_similarity(self, np.asarray(matrix, np.float64))
+        matrix = np.asarray(matrix, np.float64)
+        moved = apply_similarity(self, matrix)
+        if self.sh_degree > 0:
+            rotation, _, _ = split_similarity(matrix)
+            moved.sh = rotate_sh(self.sh, rotation)
+        return moved
 
     @staticmethod
     def concatenate(sets: "list[GaussianSet]") -> "GaussianSet":

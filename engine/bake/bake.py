@@ -5,7 +5,7 @@ Stages (progress fractions in brackets, without / with the PSNR report):
 2. truncated SVD per attribute of the posed-minus-neutral residuals, streamed block by
    block (``svd.truncated_svd``; every pass re-poses the samples, deterministically)   [0.00–0.80 / 0.00–0.70]
    and the coefficient bounds coef_max [A, K] = max over samples of |projection|
-3. coefficient MLP trained on the projections (``mlp.train_mlp``), exported to ONNX     [0.80–0.97 / 0.70–0.85]
+3. coefficient MLP trained on the projections (``mlp.train_mlp``, numpy), ONNX-encoded  [0.80–0.97 / 0.70–0.85]
 4. held-out report (``report.build_report``)                                           [0.97–1.00 / 0.85–1.00]
 
 ``cancel()`` is polled before every posed sample and every few training steps; when it returns

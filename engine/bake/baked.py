@@ -80,7 +80,7 @@ class BakedIdentity:
     attributes   baked attribute names (subset of xyz, scale, rotation, opacity, color), in order
     bases        {name: [K, N·d] float32} orthonormal rows (runtime layout; files store [K, N, d])
     mlp          MLPWeights: inputs [P = E + 9] -> [A·K]
-    onnx_bytes   the same network as ONNX (may be b"" if it could not be exported)
+    onnx_bytes   the same network as ONNX, or b"" (none: the numpy forward runs; files may lack it)
     expr_names   the head model's expression channel names (E)
     shape        [S] identity β the bake was made with
     joints       [2, 3] root and neck joint positions of the neutral shape (rigid head transform)
@@ -459,17 +459,16 @@ class BakedIdentity:
             expr_names = tuple(str(e) for e in meta["expr_names"])
         except (KeyError, TypeError, ValueError) as exc:
             raise GaussianHeadsError(f"baked identity metadata lacks or garbles {exc}") from None
-        required = list(NEUTRAL_KEYS) + list(MLP_KEYS) + ["mlp_onnx", "joints", "neck_weights", "shape"] + \
+        required = list(NEUTRAL_KEYS) + list(MLP_KEYS) + ["joints", "neck_weights", "shape"] + \
             [f"basis_{a}" for a in attributes]
+        onnx_member = np.asarray(arrays.get("mlp_onnx", np.zeros(0, np.uint8)))  # optional: empty = none
+        if onnx_member.dtype != np.uint8 or onnx_member.ndim != 1:
+            raise GaussianHeadsError("'mlp_onnx' must be a 1-D uint8 array")
         missing = [key for key in required if key not in arrays]
         if missing:
             raise GaussianHeadsError(f"baked identity lacks {', '.join(missing)}")
         for key in required:
             a = np.asarray(arrays[key])
-            if key == "mlp_onnx":
-                if a.dtype != np.uint8 or a.ndim != 1:
-                    raise GaussianHeadsError("'mlp_onnx' must be a 1-D uint8 array")
-                continue
             if a.dtype.kind != "f":
                 raise GaussianHeadsError(f"'{key}' has dtype {a.dtype}, expected floating point")
             if not np.isfinite(a).all():
@@ -505,7 +504,7 @@ class BakedIdentity:
                 raise GaussianHeadsError(f"'coef_max' has dtype {coef_max.dtype}, expected floating point")
             if not np.isfinite(coef_max).all():
                 raise GaussianHeadsError("'coef_max' contains NaN or infinity")
-        return cls(neutral, attributes, bases, mlp, np.asarray(arrays["mlp_onnx"], np.uint8).tobytes(), expr_names,
+        return cls(neutral, attributes, bases, mlp, onnx_member.tobytes(), expr_names,
                    np.asarray(arrays["shape"], np.float32), joints, np.asarray(arrays["neck_weights"], np.float32),
                    config=config, report=report,
                    meta={"model": meta.get("model", {})}, model=model, coef_max=coef_max)

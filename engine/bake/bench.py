@@ -2,17 +2,22 @@
 
     python -m engine bench bake                       # N = 5,000, 65,536 Gaussians, K = 64, PSNR report
     python -m engine bench bake --samples 500         # a quick run
+    python -m engine bench bake --trainer torch,numpy # both MLP trainers side by side, one line each
     python -m engine bench bake --replay              # BakedIdentity.pose ms per frame (65k, K = 64)
     python -m engine bench bake --replay --baked FILE # ... of a saved bake
+
+With several ``--trainer`` values the bakes run one after the other on the same identity in one
+process, after an untimed quick warm-up bake (numba compilation and first-call costs excluded
+from every timed bake); ``peak_mb`` is the process peak so far. ``--trainer torch`` needs PyTorch.
 
 ``--replay`` also reports ``live_fraction`` (share of the Gaussians the fused kernel blends each
 frame; the rest are static and copied from the neutral, see ``blend_kernel``) and
 ``live_channel_fraction`` (share of the N·C channels blended).
 
 One JSON object per line. Memory is the process's peak resident set size (``ru_maxrss``), which
-includes Python, torch, the head model and the identity. Wall and process CPU seconds are both
-reported: on a shared machine wall time grows with other jobs. Goals: bake ≤ 120 s and ≤ 4 GB
-on 2 cores, held-out PSNR ≥ 35 dB; replay ≤ 5 ms per frame.
+includes Python, the head model and the identity (and torch once a trainer imported it). Wall and
+process CPU seconds are both reported: on a shared machine wall time grows with other jobs.
+Goals: bake ≤ 120 s and ≤ 4 GB on 2 cores, held-out PSNR ≥ 35 dB; replay ≤ 5 ms per frame.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--power-iters", type=int, default=None, help="SVD power iterations (default 1)")
     parser.add_argument("--heldout", type=int, default=8, help="held-out frames for the PSNR report")
     parser.add_argument("--no-psnr", action="store_true", help="skip rendering (attribute RMSE only)")
-    parser.add_argument("--out", default=None, help="also save the bake here (.npz)")
+    parser.add_argument("--trainer", default="numpy",
+                        help="MLP trainer(s), comma-separated: numpy (default), torch (the reference twin)")
+    parser.add_argument("--out", default=None, help="also save the bake here (.npz; the last trainer's)")
     parser.add_argument("--replay", action="store_true", help="time BakedIdentity.pose instead of baking")
     parser.add_argument("--baked", default=None, help="--replay: a saved bake to time (default: a quick bake)")
     parser.add_argument("--repeat", type=int, default=200, help="--replay: frames timed (default 200)")
@@ -54,7 +61,31 @@ def _identity(args):
     return BuiltinSource(config=BuiltinSamplerConfig(n_gaussians=args.gaussians)).sample(args.seed)
 
 
-def run_bake(args) -> dict:
+def _trainers(args) -> list[str]:
+    from ..errors import GaussianHeadsError
+
+    names = [t.strip() for t in str(args.trainer).split(",") if t.strip()]
+    bad = [t for t in names if t not in ("numpy", "torch")]
+    if not names or bad:
+        raise GaussianHeadsError(f"--trainer {args.trainer}: choose from numpy, torch (comma-separated)")
+    return names
+
+
+def run_bakes(args):
+    """Yields one ``run_bake`` result per ``--trainer``, on one identity (after a warm-up bake when several)."""
+    from .bake import bake
+    from .config import BakeConfig, MLPConfig, ReportConfig
+
+    trainers = _trainers(args)
+    identity = _identity(args)
+    if len(trainers) > 1:
+        warm = BakeConfig(mlp=MLPConfig(steps=10), report=ReportConfig(n_heldout=1, psnr=not args.no_psnr))
+        bake(identity, max(args.k + 16, 96), args.k, args.seed, config=warm)
+    for trainer in trainers:
+        yield run_bake(args, trainer, identity)
+
+
+def run_bake(args, trainer: str = "numpy", identity=None) -> dict:
     from dataclasses import replace
 
     from .bake import bake
@@ -62,12 +93,13 @@ def run_bake(args) -> dict:
     from .config import BakeConfig, ReportConfig
 
     cfg = BakeConfig(report=ReportConfig(n_heldout=args.heldout, psnr=not args.no_psnr))
+    cfg = replace(cfg, mlp=replace(cfg.mlp, trainer=trainer))
     if args.steps is not None:
         cfg = replace(cfg, mlp=replace(cfg.mlp, steps=args.steps))
     if args.power_iters is not None:
         cfg = replace(cfg, svd=replace(cfg.svd, power_iters=args.power_iters))
     load_before = _machine()["load_avg_1m"]
-    identity = _identity(args)
+    identity = _identity(args) if identity is None else identity
     t, c = time.perf_counter(), time.process_time()
     baked = bake(identity, args.samples, args.k, args.seed, config=cfg)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -75,7 +107,7 @@ def run_bake(args) -> dict:
         baked.save(args.out)
     r = baked.report
     tables = baked.blend_tables()
-    return {"bench": "bake", "samples": args.samples, "gaussians": baked.n_gaussians, "k": baked.k,
+    return {"bench": "bake", "trainer": trainer, "samples": args.samples, "gaussians": baked.n_gaussians, "k": baked.k,
             "live_fraction": None if tables is None else round(tables.live_fraction, 4),
             "live_channel_fraction": None if tables is None else round(tables.live_channel_fraction, 4),
             "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
@@ -167,6 +199,10 @@ def baked_pose_case(model, n_gaussians: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_replay(args) if args.replay else run_bake(args)
-    print(json.dumps(result), flush=True)
+    if args.replay:
+        print(json.dumps(run_replay(args)), flush=True)
+        return 0
+    _trainers(args)  # refuse a bad --trainer before building the identity
+    for result in run_bakes(args):
+        print(json.dumps(result), flush=True)
     return 0

@@ -5,7 +5,7 @@
 
 Prints one JSON object: psnr_mean / psnr_min (dB, held-out frames × 2 cameras, only with
 --report; else null), seconds (wall, whole bake), peak_mb (the process's peak resident set size,
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``: includes Python, torch and the identity), gaussians,
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``: includes Python and the identity), gaussians,
 k, samples and the per-attribute held-out RMSE. The file is written only when the bake succeeds
 (atomically: a temporary file renamed into place).
 """

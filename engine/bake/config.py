@@ -103,14 +103,18 @@ class MLPConfig:
     lr_final_ratio: float = 0.02
     weight_decay: float = 0.0
     neutral_exact: bool = True
-    threads: int = 1               # torch threads while training (0 = leave torch's setting); one
-                                   # thread is far faster for this small network on a busy machine
+    threads: int = 1               # BLAS (numpy) / torch threads while training (0 = leave as is); one
+                                   # thread is as fast for this small network and far faster on a busy machine
+    trainer: str = "numpy"         # "numpy" (mlp_numpy, what the add-on uses) or "torch" (the reference
+                                   # twin, mlp_reference; needs PyTorch)
 
     def validate(self) -> None:
         if len(self.hidden) != 2 or min(self.hidden) < 1:
             raise GaussianHeadsError("MLP needs two hidden layers of positive width")
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
             raise GaussianHeadsError("MLP config: steps >= 0, batch_size >= 1, lr > 0")
+        if self.trainer not in ("numpy", "torch"):
+            raise GaussianHeadsError(f"unknown MLP trainer '{self.trainer}' (numpy or torch)")
 
 
 @dataclass(frozen=True)

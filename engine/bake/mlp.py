@@ -9,26 +9,29 @@ Weights are stored "x · W" (input-major), float32. Input standardisation and pe
 scaling used while training are folded into W0/b0 and W2/b2, so the stored network takes raw
 parameters and returns raw coefficients.
 
-Three implementations of the same function (tests hold them equal):
+Implementations of the same function (tests hold them equal):
     MLPWeights.forward      numpy (the reference and the fallback at run time)
-    torch_module(weights)   torch (what is trained)
     OnnxMLP(onnx_bytes)     onnxruntime, from ``to_onnx(weights)`` (what other runtimes load)
+    mlp_reference.torch_module(weights)   torch (tests only)
+
+Training (``train_mlp``) runs in numpy (``mlp_numpy``: hand-derived backprop + Adam, float32) —
+what the add-on uses, with nothing beyond numpy; ``MLPConfig.trainer = "torch"`` runs the torch
+twin (``mlp_reference.fit_torch``, same init, batches and schedule) where torch is installed.
+``to_onnx`` encodes the ONNX model by hand (``onnx_writer``; the ``onnx`` package is not needed).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import GaussianHeadsError, check_shape
+from .blas_threads import limit_blas_threads
 from .config import MLPConfig
-
-ONNX_INPUT = "params"
-ONNX_OUTPUT = "coeffs"
-ONNX_OPSET = 17
+from .mlp_numpy import fit_numpy, init_params
+from .onnx_writer import ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, mlp_onnx_bytes  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -82,23 +85,6 @@ class MLPWeights:
         return {f"{prefix}{n}": getattr(self, n) for n in ("w0", "b0", "w1", "b1", "w2", "b2")}
 
 
-def torch_module(weights: MLPWeights):
-    """A torch ``nn.Sequential`` computing exactly ``weights.forward`` (for training and tests)."""
-    import torch
-    from torch import nn
-
-    p, h1 = weights.w0.shape
-    h2, o = weights.w2.shape
-    net = nn.Sequential(nn.Linear(p, h1), nn.LeakyReLU(weights.negative_slope), nn.Linear(h1, h2),
-                        nn.LeakyReLU(weights.negative_slope), nn.Linear(h2, o))
-    with torch.no_grad():
-        for layer, w, b in zip((net[0], net[2], net[4]), (weights.w0, weights.w1, weights.w2),
-                               (weights.b0, weights.b1, weights.b2)):
-            layer.weight.copy_(torch.from_numpy(w.T.copy()))
-            layer.bias.copy_(torch.from_numpy(b.copy()))
-    return net
-
-
 @dataclass
 class TrainResult:
     """weights: folded MLPWeights; rmse [A] per attribute group on the training set (raw units);
@@ -110,17 +96,32 @@ class TrainResult:
     seconds: float
 
 
+def lr_schedule(config: MLPConfig) -> np.ndarray:
+    """[steps] learning rates: cosine decay from lr to lr·lr_final_ratio."""
+    frac = np.arange(config.steps) / max(1, config.steps)
+    r = config.lr_final_ratio
+    return config.lr * (r + (1 - r) * 0.5 * (1 + np.cos(np.pi * frac)))
+
+
+def initial_state(n: int, p: int, o: int, seed: int, config: MLPConfig):
+    """(params, batches): the initial weights (``mlp_numpy.init_params``) and the mini-batch row
+    indices [steps, B] (None when B >= n: every step takes the whole set), drawn from ``seed``."""
+    rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, 0x4D4C50])  # own stream ("MLP")
+    params = init_params(p, config.hidden, o, rng)
+    batch = min(config.batch_size, n)
+    batches = rng.integers(0, n, size=(config.steps, batch)) if batch < n else None
+    return params, batches
+
+
 def train_mlp(inputs: np.ndarray, targets: np.ndarray, groups: Sequence[tuple[int, int]], seed: int,
               config: MLPConfig = MLPConfig(), tick: Callable[[float], None] | None = None) -> TrainResult:
     """Fit the regressor: inputs [n, P], targets [n, O]; ``groups`` = column ranges (one per attribute).
 
-    Deterministic for a given seed and torch thread count. ``tick(fraction)`` is called every few
-    steps (it may raise to cancel).
+    Adam on mini-batches of standardised inputs and per-group RMS-scaled targets (both folded into
+    the returned weights), on ``config.trainer`` ("numpy", or the "torch" twin). Deterministic for
+    a given seed. ``tick(fraction)`` is called every few steps (it may raise to cancel).
     """
     import time
-
-    import torch
-    from torch import nn
 
     config.validate()
     x = np.asarray(inputs, np.float64)
@@ -138,88 +139,48 @@ def train_mlp(inputs: np.ndarray, targets: np.ndarray, groups: Sequence[tuple[in
     for start, stop in groups:
         rms = float(np.sqrt((y[:, start:stop] ** 2).mean())) if stop > start else 0.0
         scale[start:stop] = rms if rms > 1e-12 else 1.0
-    xn = torch.from_numpy(((x - mu) / sd).astype(np.float32))
-    yn = torch.from_numpy((y / scale).astype(np.float32))
+    xn = ((x - mu) / sd).astype(np.float32)
+    yn = (y / scale).astype(np.float32)
+    params, batches = initial_state(n, p, o, seed, config)
+    lrs = lr_schedule(config)
 
-    old_threads = torch.get_num_threads()
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed) & 0x7FFFFFFF)
-            h1, h2 = config.hidden
-            net = nn.Sequential(nn.Linear(p, h1), nn.LeakyReLU(config.negative_slope), nn.Linear(h1, h2),
-                                nn.LeakyReLU(config.negative_slope), nn.Linear(h2, o))
-            gen = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFF)
-            opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-            batch = min(config.batch_size, n)
-            loss_value = float("nan")
-            tick_every = max(1, config.steps // 100)
-            for step in range(config.steps):
-                frac = step / max(1, config.steps)
-                lr = config.lr * (config.lr_final_ratio + (1 - config.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                idx = torch.randint(0, n, (batch,), generator=gen) if batch < n else slice(None)
-                pred = net(xn[idx])
-                loss = torch.mean((pred - yn[idx]) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if step % tick_every == 0 or step == config.steps - 1:
-                    loss_value = float(loss.detach())
-                    if tick is not None:
-                        tick((step + 1) / config.steps)
-    finally:
-        if config.threads > 0:
-            torch.set_num_threads(old_threads)
+    tick_every = max(1, config.steps // 100)
+    last = {"loss": float("nan")}
 
-    lin = [net[0], net[2], net[4]]
-    w = [layer.weight.detach().double().numpy().T for layer in lin]   # input-major
-    b = [layer.bias.detach().double().numpy() for layer in lin]
-    w0 = w[0] / sd[:, None]
-    b0 = b[0] - (mu / sd) @ w[0]
-    w2 = w[2] * scale[None, :]
-    b2 = b[2] * scale
-    weights = MLPWeights(w0, b0, w[1], b[1], w2, b2, config.negative_slope)
+    def on_step(step: int, loss: float) -> None:
+        if step % tick_every == 0 or step == config.steps - 1:
+            last["loss"] = loss
+            if tick is not None:
+                tick((step + 1) / config.steps)
+
+    if config.trainer == "torch":
+        from .mlp_reference import fit_torch
+
+        w0, b0, w1, b1, w2, b2 = fit_torch(xn, yn, params, batches, lrs, config.negative_slope,
+                                           config.weight_decay, config.threads, on_step)
+    else:
+        with limit_blas_threads(config.threads):
+            w0, b0, w1, b1, w2, b2 = fit_numpy(xn, yn, params, batches, lrs, config.negative_slope,
+                                               config.weight_decay, on_step)
+
+    w0, w1, w2 = (np.asarray(w, np.float64) for w in (w0, w1, w2))
+    b0, b1, b2 = (np.asarray(b, np.float64) for b in (b0, b1, b2))
+    weights = MLPWeights(w0 / sd[:, None], b0 - (mu / sd) @ w0, w1, b1, w2 * scale[None, :], b2 * scale,
+                         config.negative_slope)
     if config.neutral_exact:
         at_zero = weights.forward(np.zeros(p, np.float32)).astype(np.float64)
         weights = MLPWeights(weights.w0, weights.b0, weights.w1, weights.b1, weights.w2,
                              weights.b2.astype(np.float64) - at_zero, config.negative_slope)
     pred = weights.forward(x.astype(np.float32)).astype(np.float64)
     rmse = [float(np.sqrt(((pred[:, s:e] - y[:, s:e]) ** 2).mean())) if e > s else 0.0 for s, e in groups]
-    return TrainResult(weights, rmse, loss_value, time.perf_counter() - t0)
+    return TrainResult(weights, rmse, last["loss"], time.perf_counter() - t0)
 
 
 def to_onnx(weights: MLPWeights) -> bytes:
     """Serialise the network as an ONNX model (opset 17): input "params" [batch, P] float32 ->
-    output "coeffs" [batch, O] float32. Weights are embedded (no external data)."""
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError as exc:  # pragma: no cover - onnx is a pinned dependency
-        raise GaussianHeadsError(f"exporting the bake network needs the 'onnx' package ({exc})") from None
-    p, o = weights.n_inputs, weights.n_outputs
-    inits = [numpy_helper.from_array(getattr(weights, n), name=n) for n in ("w0", "b0", "w1", "b1", "w2", "b2")]
-    nodes = [
-        helper.make_node("MatMul", [ONNX_INPUT, "w0"], ["m0"]),
-        helper.make_node("Add", ["m0", "b0"], ["a0"]),
-        helper.make_node("LeakyRelu", ["a0"], ["h1"], alpha=float(weights.negative_slope)),
-        helper.make_node("MatMul", ["h1", "w1"], ["m1"]),
-        helper.make_node("Add", ["m1", "b1"], ["a1"]),
-        helper.make_node("LeakyRelu", ["a1"], ["h2"], alpha=float(weights.negative_slope)),
-        helper.make_node("MatMul", ["h2", "w2"], ["m2"]),
-        helper.make_node("Add", ["m2", "b2"], [ONNX_OUTPUT]),
-    ]
-    graph = helper.make_graph(
-        nodes, "gaussian_heads_bake_mlp",
-        [helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["batch", p])],
-        [helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["batch", o])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
-                              producer_name="gaussian_heads.bake")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    output "coeffs" [batch, O] float32, weights embedded. Encoded by ``onnx_writer`` (no ``onnx``
+    package); byte-identical to the ``onnx``-built reference (``mlp_reference.onnx_model_bytes``)."""
+    return mlp_onnx_bytes(weights)
 
 
 def onnxruntime_available() -> bool:

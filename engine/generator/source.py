@@ -90,6 +90,15 @@ class NetworkDeformation:
         self.uv = np.ascontiguousarray(uv, np.float32)
         self._sampler = UVSampler(self.uv, cfg.deform_resolution)
         self._last: tuple[bytes, GaussianResiduals] | None = None
+        self.packed: dict[str, np.ndarray] | None = None  # ``packed.pack_deformation`` arrays, if any
+
+    def pack(self) -> dict[str, np.ndarray]:
+        """Read the deformation branch from the checkpoint (once) so ``to_arrays`` carries it."""
+        if self.packed is None:
+            from .packed import pack_deformation
+
+            self.packed = pack_deformation(self.checkpoint)
+        return self.packed
 
     def residuals(self, params: HeadParams) -> GaussianResiduals:
         """One frame's residuals: d_offsets [N,3], d_log_scales [N,3], d_quats [N,4], d_opacity_logits [N]."""
@@ -103,24 +112,37 @@ class NetworkDeformation:
         return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """What a .blend / .npz stores: checkpoint path, config JSON, features, uv (no weights)."""
-        return {"checkpoint": np.array([os.path.abspath(self.checkpoint)]) if self.checkpoint else np.array([""]),
-                "config": np.array([self.config.to_json()]), "features": self.features.copy(), "uv": self.uv.copy()}
+        """What a .blend / .npz stores: checkpoint path, config JSON, features, uv, and after
+        ``pack()`` the deformation branch as ``packed.*`` (then the checkpoint file is not needed)."""
+        out = {"checkpoint": np.array([os.path.abspath(self.checkpoint)]) if self.checkpoint else np.array([""]),
+               "config": np.array([self.config.to_json()]), "features": self.features.copy(), "uv": self.uv.copy()}
+        for key, value in (self.packed or {}).items():
+            out[f"packed.{key}"] = value
+        return out
 
     @classmethod
     def from_arrays(cls, arrays: dict, model: HeadModel) -> "NetworkDeformation":
-        """Reopen the checkpoint named in ``arrays`` (it must still exist and match the stored config)."""
+        """Run the packed deformation branch when ``arrays`` has one; else reopen the checkpoint
+        named in ``arrays`` (it must still exist and match the stored config)."""
         for key in ("checkpoint", "config", "features", "uv"):
             if key not in arrays:
                 raise GaussianHeadsError(f"stored generator deformation lacks '{key}'")
         path = str(np.asarray(arrays["checkpoint"]).reshape(-1)[0])
-        if not path:
+        packed = {k[len("packed."):]: v for k, v in arrays.items() if k.startswith("packed.")}
+        if packed:
+            from .packed import PackedRunner
+
+            runner = PackedRunner(packed)
+        elif not path:
             raise GaussianHeadsError("stored generator deformation does not name its checkpoint")
-        runner = load_runner(path)
+        else:
+            runner = load_runner(path)
         stored = GeneratorConfig.from_json(str(np.asarray(arrays["config"]).reshape(-1)[0]))
         if stored != runner.config:
             raise GaussianHeadsError(f"{path}: the checkpoint's config differs from the one this identity was made with")
-        return cls(runner, model, arrays["features"], arrays["uv"], checkpoint=path)
+        deformation = cls(runner, model, arrays["features"], arrays["uv"], checkpoint=path)
+        deformation.packed = packed or None
+        return deformation
 
 
 register_deformation(DEFORMATION_KIND, NetworkDeformation.from_arrays)

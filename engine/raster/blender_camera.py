@@ -19,7 +19,7 @@ pipeline's border), restated:
   Blender does for the render camera.
 * Border (``use_border``): the rendered region is, in Blender's bottom-up pixels,
   x in [int(border_min_x * winx), int(border_max_x * winx)) computed in float32 as Blender's C
-  does, y likewise with winy.
+  does, y likewise with winy: ``border_region``, the only place this is computed.
   ``camera_from_blender`` then returns a camera for that region only, and a ``CropRegion``
   saying where it sits in the full frame.
 
@@ -143,6 +143,26 @@ class CropRegion:
         return self.full_height - (self.y + self.height)
 
 
+def border_region(winx: int, winy: int, min_x: float, max_x: float, min_y: float, max_y: float,
+                  crop_to_border: bool = False) -> CropRegion:
+    """THE render-border computation (F12, the render engine's result rectangle, the tests).
+
+    winx, winy: the full frame in pixels (after the percentage); min/max: the border, 0..1 from
+    the bottom left, as Blender stores it (float32). Blender's C computes ``border * winx`` in
+    float32 and truncates (pipeline.cc: ``disprect.xmin = rd->border.xmin * winx``), so 0.7 at
+    400 px is 280 (float64 would give 279). Raises GaussianHeadsError for an empty region.
+    """
+    f32 = np.float32
+    winx, winy = int(winx), int(winy)
+    x0, x1 = int(f32(min_x) * f32(winx)), int(f32(max_x) * f32(winx))
+    y0, y1 = int(f32(min_y) * f32(winy)), int(f32(max_y) * f32(winy))
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(winx, x1), min(winy, y1)
+    if x1 <= x0 or y1 <= y0:
+        raise GaussianHeadsError("the render border is empty: widen it or turn the border off")
+    return CropRegion(x0, y0, x1 - x0, y1 - y0, winx, winy, bool(crop_to_border))
+
+
 def world_to_opencv(matrix_world: np.ndarray) -> np.ndarray:
     """[4, 4] Blender camera object matrix_world -> [4, 4] OpenCV world_to_cam (scale dropped)."""
     m = np.array(matrix_world, np.float64)
@@ -183,16 +203,9 @@ def camera_from_blender(settings: BlenderCameraSettings) -> tuple[Camera, CropRe
     w2c = world_to_opencv(s.matrix)
     if not s.use_border:
         return Camera(w2c, fx, fy, cx, cy, winx, winy, float(s.clip_start), float(s.clip_end), ortho), None
-    # float32 products truncated to int, as Blender's C does (0.7f * 400 is 280, not 279)
-    f32 = np.float32
-    x0, x1 = int(f32(s.border_min_x) * f32(winx)), int(f32(s.border_max_x) * f32(winx))
-    y0, y1 = int(f32(s.border_min_y) * f32(winy)), int(f32(s.border_max_y) * f32(winy))
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(winx, x1), min(winy, y1)
-    if x1 <= x0 or y1 <= y0:
-        raise GaussianHeadsError("the render border is empty: widen it or turn the border off")
-    crop = CropRegion(x0, y0, x1 - x0, y1 - y0, winx, winy, bool(s.use_crop_to_border))
-    camera = Camera(w2c, fx, fy, cx - x0, cy - crop.top, crop.width, crop.height,
+    crop = border_region(winx, winy, s.border_min_x, s.border_max_x, s.border_min_y, s.border_max_y,
+                         s.use_crop_to_border)
+    camera = Camera(w2c, fx, fy, cx - crop.x, cy - crop.top, crop.width, crop.height,
                     float(s.clip_start), float(s.clip_end), ortho)
     return camera, crop
 

@@ -64,11 +64,15 @@ class RenderResult:
           alpha-weighted and divided by alpha; +inf where alpha == 0.
     alpha [H, W] float32: coverage, 1 - final transmittance (equals rgba[..., 3]).
     Row 0 is the top of the image (OpenCV); Blender's render result wants the bottom row first.
+    backend: the backend that drew it ("cpu", "gsplat", "reference"), set by ``raster.render``;
+    fallback: why ``backend="auto"`` ended on the CPU after gsplat failed ("" otherwise).
     """
 
     rgba: np.ndarray
     depth: np.ndarray
     alpha: np.ndarray
+    backend: str = ""
+    fallback: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from .common import RenderInputs, RenderResult, empty_result, prepare
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
     """True when gsplat and torch are installed and torch sees a CUDA device (asked once)."""
-    if importlib.util.find_spec("gsplat") is None or importlib.util.find_spec("torch") is None:
+    try:
+        if importlib.util.find_spec("gsplat") is None or importlib.util.find_spec("torch") is None:
+            return False
+        import torch
+    except (ImportError, OSError, ValueError):  # blocked or broken install: not available
         return False
-    import torch
-
     return bool(torch.cuda.is_available())
 
 
@@ -42,6 +44,10 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
         return empty_result(inp)
     try:
         colours, alphas = _rasterize(inp)
+    except ImportError as exc:  # gsplat or one of its dependencies does not import
+        from . import backend_import_error
+
+        raise backend_import_error("gsplat", exc) from exc
     except Exception as exc:  # CUDA build, driver or out-of-memory failures: say what to do
         raise GaussianHeadsError(f"gsplat could not render on this GPU ({type(exc).__name__}: {exc}); "
                                  "choose the CPU backend") from exc

@@ -273,3 +273,50 @@ def test_import_options_fps_override_scale_and_align(gh, tmp_path):
     keys = _keys(_fcurve(obj, "gaussian_heads.expr[1].value"))
     np.testing.assert_allclose(keys[:7, 1], 2 * np.array(vals[:7]), atol=1e-6)
     assert 0.5 < keys[:, 1].max() <= 0.55 + 1e-6 and np.all(np.diff(keys[:, 1]) >= 0)
+
+
+def _report_lines(out: str, name: str) -> list[str]:
+    """The operator's report lines about file ``name`` (headless, Blender prints each report)."""
+    return [line for line in out.splitlines() if line.startswith(("Info: ", "Warning: ")) and f" {name}:" in line]
+
+
+def test_import_reports_every_note_of_the_live_link_sample(gh, samples_dir, capfd):
+    bpy.context.scene.render.fps = 30
+    _avatar(names=ARKIT_NAMES[:40] + ("extraChannel",))
+    capfd.readouterr()
+    path = samples_dir / "livelinkface_take.csv"
+    assert bpy.ops.gaussian_heads.import_animation(filepath=str(path)) == {'FINISHED'}
+    lines = _report_lines(capfd.readouterr().out, path.name)
+    expected = [
+        "Info: livelinkface_take.csv: frame rate 60 fps, derived from its timecodes; resampled to 30 fps",
+        "Info: livelinkface_take.csv: converted eye rotation -> eyes (from Left/RightEyeYaw/Pitch/Roll (1.0 = 90°))",
+        "Info: livelinkface_take.csv: 12 columns ignored, the avatar has no matching channel: " + ", ".join(
+            ARKIT_NAMES[40:52]),
+        "Info: livelinkface_take.csv: 1 avatar channels get no curve (extraChannel)",
+    ]
+    assert lines[:-1] == expected                      # each note its own line, in this order
+    assert lines[-1].startswith("Info: livelinkface_take.csv: 328 frames at 60 fps (live_link_face_csv) "
+                                "-> 164 frames at 30 fps from frame 1; mapped 40")
+
+
+def test_import_reports_clamped_and_out_of_range_values(gh, tmp_path, capfd):
+    bpy.context.scene.render.fps = 24
+    obj = _avatar(names=["jawOpen", "mouthSmileLeft", "browInnerUp"])
+    p = tmp_path / "loud.json"
+    p.write_text('{"fps": 24, "jawOpen": [0, 1.5, 0.5], "mouthSmileLeft": [0, 12.0, 0], "browInnerUp": [0, 0.5, 1]}')
+    capfd.readouterr()
+    # as it is: the values outside the avatar's range and beyond the slider limit are reported
+    assert bpy.ops.gaussian_heads.import_animation(filepath=str(p)) == {'FINISHED'}
+    lines = _report_lines(capfd.readouterr().out, p.name)
+    assert ("Warning: loud.json: 2 channels leave the avatar's range (by up to 11; Align to Avatar Range "
+            "brings them in): jawOpen, mouthSmileLeft") in lines
+    assert "Warning: loud.json: values beyond ±10 are clamped to the slider limit: mouthSmileLeft" in lines
+    # clamped into the range: the engine's note is shown and the warnings are gone
+    assert bpy.ops.gaussian_heads.import_animation(filepath=str(p), align_to_range=True,
+                                                   align_mode='CLIP') == {'FINISHED'}
+    lines = _report_lines(capfd.readouterr().out, p.name)
+    assert ("Info: loud.json: aligned to the avatar's range (clip): 2 channels changed, largest change 11"
+            in lines)
+    assert not any(line.startswith("Warning:") for line in lines)
+    keys = _keys(_fcurve(obj, "gaussian_heads.expr[1].value"))
+    np.testing.assert_allclose(keys[:, 1], [0, 1, 0])

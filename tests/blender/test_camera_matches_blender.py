@@ -151,6 +151,29 @@ def test_border_region_matches_blender():
     np.testing.assert_allclose(cam.project(pts)[:, :2], want[:, :2], atol=TOLERANCE_PX)
 
 
+@pytest.mark.parametrize("resolution", [(400, 1080), (1080, 1920), (1920, 400)])
+@pytest.mark.parametrize("border", [((0.0, 0.7), (0.35, 1.0)), ((0.25, 0.9), (0.5, 0.7)), ((0.35, 0.5), (0.0, 0.9))])
+def test_border_grid_matches_blender(resolution, border):
+    """Awkward borders (0.35, 0.7, 0.9 x 400, 1080, 1920 px): the region is what Blender's float32
+    pipeline makes of the stored border, and the border camera projects like Blender's full frame
+    shifted by the region's corner. (The rendered image size is checked in test_render_border.py.)"""
+    scene, obj = build_scene(resolution=resolution, seed=8)
+    r = scene.render
+    r.use_border = True
+    (r.border_min_x, r.border_max_x), (r.border_min_y, r.border_max_y) = border
+    cam, crop = camera_from_blender(read_settings(obj, scene))
+    winx, winy = resolution
+    f32 = np.float32
+    want = [int(f32(v) * f32(n)) for v, n in ((r.border_min_x, winx), (r.border_max_x, winx),
+                                               (r.border_min_y, winy), (r.border_max_y, winy))]
+    assert (crop.x, crop.x + crop.width, crop.y, crop.y + crop.height) == tuple(want)
+    assert (cam.width, cam.height) == (crop.width, crop.height)
+    pts = points_in_view(obj)
+    full = blender_pixels(scene, obj, pts, winx, winy)       # Blender works in float32: scale atol
+    np.testing.assert_allclose(cam.project(pts)[:, :2], (full - [crop.x, crop.top, 0])[:, :2],
+                               atol=TOLERANCE_PX * max(1.0, np.abs(full[:, :2]).max() / 2000))
+
+
 def test_defaults_of_a_new_camera_match():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     data = bpy.data.cameras.new("Cam")

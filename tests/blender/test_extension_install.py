@@ -66,8 +66,14 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
                      "flatbuffers", "protobuf", "packaging"}
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
+    # Blender 4.2-5.0 embed CPython 3.11, 5.1-5.3 CPython 3.13: every compiled package is there
+    # for both (Blender installs the wheels whose tags match its Python).
+    for dist in ("onnxruntime", "scipy", "numba", "llvmlite"):
+        abis = {w.split("-")[2] for w in wheels if w.split("-")[0].lower() == dist}
+        assert abis == {"cp311", "cp313"}, (dist, abis)
     assert 'platforms = ["linux-x64"]' in manifest
     assert 'blender_version_min = "4.2.0"' in manifest
+    assert 'blender_version_max = "5.4.0"' in manifest
 
 
 def _build_tool():
@@ -93,6 +99,15 @@ def test_dependency_closure_check_knows_what_blender_provides(linux_zip, monkeyp
     with pytest.raises(tool.BuildError, match=r"scipy.*needs numpy.*Blender 4\.2\.0 ships numpy 1\.22\.4"):
         tool.check_closure(wheels, platform, "4.2.0")
     monkeypatch.undo()
+    # Python 3.13 (Blender 5.1 ships numpy 1.26.4, 5.2+ numpy >= 2.2): the cp313 set passes for
+    # both, and the cp311 scipy pin (numpy < 2.5) would not serve a numpy-2.5 Blender.
+    py313 = tool.PYTHONS[1]
+    wheels313 = tool.ensure_wheels(REPO_ROOT / "wheels", platform, pins, offline=True, python=py313)
+    tool.check_python_target(wheels313, platform, py313, "4.2.0")
+    scipy311 = [w for w in wheels if w.name.startswith("scipy-")]
+    with pytest.raises(tool.BuildError, match=r"scipy.*numpy<2\.5.*numpy 2\.5"):
+        tool.check_closure([*scipy311, *(w for w in wheels313 if not w.name.startswith("scipy-"))], platform,
+                           "5.2.0", py313, numpy=tool.Version("2.5.0"))
     # Dropping a bundled dependency (protobuf, needed by onnxruntime) is caught as well.
     without = [w for w in wheels if not w.name.startswith("protobuf-")]
     with pytest.raises(tool.BuildError, match=r"onnxruntime.*protobuf.*neither bundled nor part of Blender"):

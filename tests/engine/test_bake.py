@@ -294,6 +294,38 @@ def test_save_load_round_trip(tmp_path, identity, baked):
     np.testing.assert_allclose(small.pose(p).means, baked.pose(p).means, atol=1e-4)
 
 
+def test_files_with_and_without_onnx_load_and_pose(tmp_path, identity, baked):
+    """The ONNX member is optional (BAKED_FORMAT.md): a file with it (as every bake writes), with an
+    empty one (``has_onnx: false``) or without it loads, and all three pose alike."""
+    import json
+
+    arrays = baked.to_arrays()
+    assert arrays["mlp_onnx"].size > 0 and baked.metadata()["mlp"]["has_onnx"]
+    empty = dict(arrays, mlp_onnx=np.zeros(0, np.uint8))
+    meta = json.loads(bytes(empty["meta"]).decode())
+    meta["mlp"]["has_onnx"] = False
+    empty["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    absent = {k: v for k, v in empty.items() if k != "mlp_onnx"}
+    p = _params(identity, expr=np.full(6, 0.3), jaw=(0.2, 0, 0), eyes=np.full(6, 0.05))
+    ref = BakedIdentity.from_arrays(arrays)
+    ref.mlp_backend = "numpy"
+    want = ref.pose(p).means
+    for name, members in (("with.npz", arrays), ("empty.npz", empty), ("absent.npz", absent)):
+        np.savez(tmp_path / name, **members)
+        back = BakedIdentity.load(tmp_path / name)
+        assert bool(back.onnx_bytes) == (name == "with.npz")
+        assert back.metadata()["mlp"]["has_onnx"] == (name == "with.npz")
+        np.testing.assert_allclose(back.pose(p).means, want, rtol=0, atol=1e-6, err_msg=name)
+        if not back.onnx_bytes:  # asking for onnxruntime without a network says so
+            back.mlp_backend = "onnxruntime"
+            with pytest.raises(GaussianHeadsError, match="no ONNX"):
+                back.pose(p)
+            assert "mlp_onnx" in back.to_arrays()  # re-saved: the (empty) member old readers need
+    bad = dict(arrays, mlp_onnx=np.zeros((2, 2), np.uint8))
+    with pytest.raises(GaussianHeadsError, match="mlp_onnx"):
+        BakedIdentity.from_arrays(bad)
+
+
 def test_corrupt_files_are_rejected_naming_them(tmp_path, baked):
     good = tmp_path / "good.npz"
     baked.save(good)

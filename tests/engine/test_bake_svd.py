@@ -47,12 +47,13 @@ def test_streaming_matches_exact_subspace():
 
 def test_full_rank_is_exact():
     n, dims = 20, [60, 45]
-    # float32 sketches square the condition number: keep the spectrum within ~1e3
+    # float32 sketches square the condition number (here ~70, so ~5e3 · 6e-8 ≈ 3e-4 worst case;
+    # measured 4.4e-5 streaming, 2e-7 exact): keep the spectrum within ~1e3
     source, mats, _ = _low_rank_source(n, dims, rank=20, noise=0.0, seed=1, decay=0.8)
-    for fn in (streaming_svd, exact_svd):
+    for fn, tol in ((streaming_svd, 1e-4), (exact_svd, 2e-5)):
         results = fn(source, n, dims, n, seed=0, config=SVDConfig(oversample=4, block_rows=7))
         for r, a in zip(results, mats):
-            np.testing.assert_allclose(r.coeffs @ r.basis, a, atol=2e-5 * np.abs(a).max())
+            np.testing.assert_allclose(r.coeffs @ r.basis, a, atol=tol * np.abs(a).max())
             assert r.captured == pytest.approx(1.0, abs=1e-5)
 
 

@@ -1,0 +1,280 @@
+"""A new user's journey through the installed extension, run by the Blender under test.
+
+    <bpy venv>/bin/python tests/installed/journey.py PHASE --zip Z --work W [--fixtures F]
+
+This file runs inside the Python of the Blender being tested (a bare venv holding only the bpy
+wheel and what it requires: Blender's own modules). It imports nothing from this repository:
+everything it calls is the add-on as the zip installed it. ``BLENDER_USER_RESOURCES`` must point
+at a fresh folder (``W/user``) before ``import bpy``: the test sets it.
+
+Phases, each a fresh process (a Blender restart):
+- ``install``: installs the zip into the ``user_default`` repository and enables it.
+- ``run``: enables the installed add-on, checks that only Blender's modules and the bundled
+  wheels import (torch and onnx are absent), then drives every operator the panels expose:
+  sample (built-in and checkpoint sources), sliders + keyframes, reset/mirror, import (one file
+  per format), export (PLY, animation, bake), bake, F12, a 3-frame animation render, the gallery,
+  and saves the .blend beside the F12 image.
+- ``reload``: opens the saved .blend and renders the same frame again.
+
+Each phase prints one line ``@@RESULT@@{json}`` (what the pytest side checks) and exits 0; any
+failure raises, so the process exits non-zero with the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pathlib
+import sys
+import time
+import traceback
+
+import bpy
+import numpy as np
+
+EXT_ID = "gaussian_heads"
+ADDON = f"bl_ext.user_default.{EXT_ID}"
+MARKER = "@@RESULT@@"
+RES = 96                # render resolution (square): small, the journey is about working at all
+GAUSSIANS = 4000        # built-in avatar size
+
+
+class JourneyError(AssertionError):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise JourneyError(message)
+
+
+def run_op(op, **kwargs):
+    """Call an operator; a result other than FINISHED fails the journey with the reports."""
+    result = op(**kwargs)
+    check(result == {'FINISHED'}, f"{op.idname_py()}({kwargs}) returned {result}")
+    return result
+
+
+# --- phases -----------------------------------------------------------------------------------
+
+def phase_install(args) -> dict:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    ret = bpy.ops.extensions.package_install_files(filepath=str(args.zip), repo="user_default",
+                                                   enable_on_install=True)
+    module = sys.modules.get(ADDON)
+    # package_install_files returns FINISHED even when Blender refuses the package (a version
+    # outside the manifest's range): the module must exist.
+    check(module is not None, f"{ADDON} is not importable after installing {args.zip} (result {ret})")
+    bpy.ops.wm.save_userpref()
+    return {"ret": sorted(ret), "module_file": module.__file__}
+
+
+def enable_installed():
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    module = addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    check(module is not None, f"could not enable {ADDON}")
+    return module
+
+
+def import_report() -> dict:
+    """Where the bundled modules come from; which development-only modules import."""
+    site = pathlib.Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / ".local"
+    where = {}
+    for name in ("scipy", "numba", "llvmlite", "onnxruntime", "plyfile", "safetensors"):
+        mod = importlib.import_module(name)
+        where[name] = pathlib.Path(mod.__file__).resolve().is_relative_to(site.resolve())
+    absent = {}
+    for name in ("torch", "onnx", "gsplat", "pytest"):
+        try:
+            importlib.import_module(name)
+            absent[name] = False
+        except ImportError:
+            absent[name] = True
+    return {"bundled_from_extension": where, "absent": absent,
+            "python": list(sys.version_info[:2]), "numpy": np.__version__, "blender": bpy.app.version_string}
+
+
+def new_scene():
+    scene = bpy.context.scene or bpy.data.scenes.new("Scene")
+    scene.render.engine = 'GAUSSIAN_HEADS'
+    scene.render.resolution_x = scene.render.resolution_y = RES
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = 'PNG'
+    scene.view_settings.view_transform = 'Standard'
+    cam_data = bpy.data.cameras.new("Camera")
+    cam_data.lens = 85
+    cam = bpy.data.objects.new("Camera", cam_data)
+    scene.collection.objects.link(cam)
+    cam.location = (0.0, -0.85, 0.0)
+    cam.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    scene.camera = cam
+    scene.frame_start, scene.frame_end = 1, 3
+    return scene
+
+
+def render_still(scene, path: pathlib.Path, frame: int) -> np.ndarray:
+    scene.frame_set(frame)
+    scene.render.filepath = str(path)
+    run_op(bpy.ops.render.render, write_still=True)
+    return load_png(path)
+
+
+def load_png(path: pathlib.Path) -> np.ndarray:
+    check(path.is_file(), f"{path} was not written")
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        w, h = image.size
+        pixels = np.empty(w * h * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(h, w, 4)
+
+
+def key_slider(obj, name: str, frames_values) -> None:
+    props = obj.gaussian_heads
+    index = next(i for i, ch in enumerate(props.expr) if ch.name == name)
+    for frame, value in frames_values:
+        props.expr[index].value = value
+        check(obj.keyframe_insert(f"gaussian_heads.expr[{index}].value", frame=frame),
+              f"keyframe_insert failed for {name} at {frame}")
+
+
+def phase_run(args) -> dict:
+    t0 = time.perf_counter()
+    enable_installed()
+    out = {"imports": import_report()}
+    work = pathlib.Path(args.work)
+    fixtures = pathlib.Path(args.fixtures)
+    scene = new_scene()
+    timings = {}
+
+    # Sample: every identity source.
+    t = time.perf_counter()
+    run_op(bpy.ops.gaussian_heads.sample_identity, source='BUILTIN', seed=3, n_gaussians=GAUSSIANS)
+    avatar = bpy.context.active_object
+    check(avatar is not None and avatar.type == 'POINTCLOUD', f"no point-cloud avatar: {avatar}")
+    timings["sample_builtin"] = time.perf_counter() - t
+    # A checkpoint without ONNX branches needs torch, which Blender lacks: one clear error.
+    try:
+        bpy.ops.gaussian_heads.sample_identity(source='CHECKPOINT', checkpoint=str(fixtures / "checkpoint_torch_only"))
+        raise JourneyError("a safetensors-only checkpoint sampled without torch")
+    except RuntimeError as exc:
+        check("torch" in str(exc), f"unclear error for a safetensors-only checkpoint: {exc}")
+    checkpoint = fixtures / "checkpoint"
+    run_op(bpy.ops.gaussian_heads.sample_identity, source='CHECKPOINT', checkpoint=str(checkpoint), seed=1)
+    from_checkpoint = bpy.context.active_object
+    check(from_checkpoint is not avatar and from_checkpoint.type == 'POINTCLOUD', "checkpoint avatar missing")
+    out["checkpoint_gaussians"] = len(from_checkpoint.data.points)
+    bpy.data.objects.remove(from_checkpoint)
+    bpy.context.view_layer.objects.active = avatar
+    avatar.select_set(True)
+
+    # Sliders: reset, mirror, then keys on a slider over frames 1..3.
+    props = avatar.gaussian_heads
+    names = [ch.name for ch in props.expr]
+    out["n_channels"] = len(names)
+    props.expr[names.index("mouthSmileLeft")].value = 0.8
+    run_op(bpy.ops.gaussian_heads.mirror_expression)
+    check(abs(props.expr[names.index("mouthSmileRight")].value - 0.8) < 1e-6, "mirror did not mirror the smile")
+    run_op(bpy.ops.gaussian_heads.reset_expression)
+    check(all(ch.value == 0.0 for ch in props.expr), "reset left non-zero channels")
+
+    # Import: one small file per format, each onto the avatar.
+    imports = {}
+    for fmt, path in sorted(json.loads((fixtures / "takes.json").read_text()).items()):
+        kwargs = {"filepath": path} if os.path.isfile(path) else {"filepath": "", "directory": path}
+        run_op(bpy.ops.gaussian_heads.import_animation, target=avatar.name, **kwargs)
+        bag = avatar.animation_data.action if avatar.animation_data else None
+        check(bag is not None, f"import of {fmt} left no action")
+        imports[fmt] = True
+    out["imports_ok"] = imports
+    # Our own keys on top of the last import: jaw opens over frames 1..3.
+    avatar.animation_data_clear()
+    key_slider(avatar, "jawOpen", [(1, 0.0), (2, 0.5), (3, 1.0)])
+
+    # Export: animation (both writers), PLY (model and world space).
+    for fmt, name in (("NPZ", "take.npz"), ("LIVE_LINK_CSV", "take.csv")):
+        run_op(bpy.ops.gaussian_heads.export_animation, filepath=str(work / name), file_format=fmt)
+        check((work / name).stat().st_size > 0, f"{name} is empty")
+    run_op(bpy.ops.gaussian_heads.import_animation, target=avatar.name, filepath=str(work / "take.npz"),
+           start_frame=1)
+    for space in ("MODEL", "WORLD"):
+        run_op(bpy.ops.gaussian_heads.export_ply, filepath=str(work / f"avatar_{space}.ply"), space=space)
+
+    # F12 and a 3-frame animation before baking: the network path.
+    t = time.perf_counter()
+    f12 = render_still(scene, work / "f12_network.png", 2)
+    timings["first_f12"] = time.perf_counter() - t
+    check(f12[..., 3].max() > 0.5 and f12[..., :3].max() > 0.1, "F12 drew no head")
+    scene.render.filepath = str(work / "anim_####")
+    run_op(bpy.ops.render.render, animation=True)
+    frames = [load_png(work / f"anim_{f:04d}.png") for f in (1, 2, 3)]
+    out["anim_frame_diffs"] = [float(np.abs(frames[i + 1] - frames[i]).max()) for i in range(2)]
+
+    # Bake with what the zip bundles, export it, render the bake.
+    t = time.perf_counter()
+    run_op(bpy.ops.gaussian_heads.bake_blendshapes, n_samples=300, k=12)
+    timings["bake"] = time.perf_counter() - t
+    check(props.use_bake if hasattr(props, "use_bake") else True, "bake not in use")
+    out["bake_status"] = props.bake_status
+    run_op(bpy.ops.gaussian_heads.export_bake, filepath=str(work / "baked.npz"))
+    check((work / "baked.npz").stat().st_size > 0, "baked.npz is empty")
+    baked = render_still(scene, work / "f12_baked.png", 2)
+    out["baked_vs_network_max"] = float(np.abs(baked[..., :3] - f12[..., :3]).max())
+
+    # The gallery (thumbnails of a few seeds).
+    scene.gaussian_heads.gallery_count = 2
+    t = time.perf_counter()
+    run_op(bpy.ops.gaussian_heads.build_gallery, size=48)
+    timings["gallery_2"] = time.perf_counter() - t
+
+    # Save, with the F12 image the reload must reproduce.
+    final = render_still(scene, work / "f12_saved.png", 3)
+    out["final_alpha_max"] = float(final[..., 3].max())
+    run_op(bpy.ops.wm.save_as_mainfile, filepath=str(work / "journey.blend"))
+    out["timings"] = timings
+    out["total_s"] = time.perf_counter() - t0
+    return out
+
+
+def phase_reload(args) -> dict:
+    enable_installed()
+    work = pathlib.Path(args.work)
+    run_op(bpy.ops.wm.open_mainfile, filepath=str(work / "journey.blend"))
+    scene = bpy.context.scene
+    again = render_still(scene, work / "f12_reloaded.png", 3)
+    saved = load_png(work / "f12_saved.png")
+    return {"reload_max_diff": float(np.abs(again - saved).max()),
+            "avatars": sorted(o.name for o in scene.objects if o.type == 'POINTCLOUD')}
+
+
+PHASES = {"install": phase_install, "run": phase_run, "reload": phase_reload}
+
+
+def main() -> int:
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("phase", choices=list(PHASES))
+    parser.add_argument("--zip", type=pathlib.Path)
+    parser.add_argument("--work", type=pathlib.Path, required=True)
+    parser.add_argument("--fixtures", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    try:
+        result = PHASES[args.phase](args)
+    except Exception:
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)  # skip Blender's atexit handlers: the traceback is the message
+    sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
