@@ -338,11 +338,11 @@ def _viewport_failure(exc, previous: str) -> str:
 
 
 def _draw_text(lines, region_height):
-    """Draw ``lines`` at the region's top left, below Blender's own view text (blf; untested
-    headless: bpy 5.0 cannot draw in background mode, the lines are tested instead)."""
+    """Draw ``lines`` at the region's top left, below Blender's own view text (blf; drawn for
+    real into an offscreen buffer by the installed tier on Blender 5.3, tests/installed)."""
     import blf
 
-    scale = bpy.context.preferences.system.ui_scale
+    scale = bpy.context.preferences.system.ui_scale or 1.0  # 0 in background mode
     font = 0
     blf.size(font, 12.0 * scale)
     blf.color(font, 1.0, 0.4, 0.3, 1.0)
@@ -357,7 +357,8 @@ def _draw_text(lines, region_height):
 
 
 def _draw_pixels(engine, scene, frame, region_width, region_height):
-    """Upload the frame as a texture and draw it over the region (the only untested lines)."""
+    """Upload the frame as a texture and draw it over the region (run for real on Blender 5.3's
+    headless GPU by the installed tier, which reads the pixels back)."""
     import gpu
     from gpu_extras.presets import draw_texture_2d
 

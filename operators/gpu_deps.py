@@ -45,8 +45,9 @@ def pip_command(target: str, requirements: tuple[str, ...], constraints: str,
                 extra_index_url: str = "", python: str | None = None,
                 extra_args: tuple[str, ...] = ()) -> list[str]:
     """The pip command line the installer runs (Blender's own Python by default)."""
+    # --no-cache-dir: no second multi-GB copy of the wheels in ~/.cache/pip (docs/INSTALL.md)
     cmd = [python or sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-           "--no-input", "--progress-bar", "off", "--upgrade", "--target", target,
+           "--no-input", "--no-cache-dir", "--progress-bar", "off", "--upgrade", "--target", target,
            "--constraint", constraints]
     if extra_index_url:
         cmd += ["--extra-index-url", extra_index_url]

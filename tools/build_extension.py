@@ -134,7 +134,7 @@ def provided_by_blender(blender_version_min: str) -> dict[str, Version]:
 # EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
 # development environment resolved, so tests ran against exactly these).
 BUNDLED = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
-           "flatbuffers", "protobuf", "packaging")
+           "flatbuffers", "protobuf", "packaging", "python-osc")
 EXTRA_PINS = {"flatbuffers": "25.12.19", "protobuf": "7.36.2"}
 
 

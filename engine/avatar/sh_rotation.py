@@ -31,7 +31,7 @@ import functools
 import numpy as np
 
 from ..errors import GaussianHeadsError, check_shape
-from ..raster.common import SH_C0, SH_C1, SH_C2, SH_C3
+from ..raster.common import sh_basis_terms
 
 #: Largest |RᵀR - I| entry accepted as orthogonal (float32 object matrices carry ~1e-7 noise).
 ORTHO_TOLERANCE = 1e-4
@@ -45,19 +45,7 @@ def sh_basis(dirs: np.ndarray, degree: int) -> np.ndarray:
     check_shape("dirs", d, (None, 3))
     d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     x, y, z = d.T
-    basis = [np.full_like(x, SH_C0)]
-    if degree >= 1:
-        basis += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
-    if degree >= 2:
-        xx, yy, zz = x * x, y * y, z * z
-        basis += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * zz - xx - yy),
-                  SH_C2[3] * x * z, SH_C2[4] * (xx - yy)]
-    if degree >= 3:
-        basis += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * x * y * z,
-                  SH_C3[2] * y * (4 * zz - xx - yy), SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy),
-                  SH_C3[4] * x * (4 * zz - xx - yy), SH_C3[5] * z * (xx - yy),
-                  SH_C3[6] * x * (xx - 3 * yy)]
-    return np.stack(basis, axis=1)
+    return np.stack(sh_basis_terms(x, y, z, degree), axis=1)
 
 
 def check_orthogonal(rotation: np.ndarray) -> np.ndarray:

@@ -47,6 +47,16 @@ def _check_io(session, where: str, inputs: dict[str, tuple], outputs: dict[str, 
                 raise InputFileError(where, f"{kind} {name} has shape {got[name]}, the config needs {shape}")
 
 
+
+def deformation_inputs(cfg, features: np.ndarray, condition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checked, contiguous float32 inputs of the deformation branch: features [Cf, r, r] and
+    condition [n_cond] -> (features [Cf, r, r], condition [1, n_cond])."""
+    features = np.ascontiguousarray(np.asarray(features, np.float32))
+    check_shape("features", features, (cfg.feature_channels, cfg.deform_resolution, cfg.deform_resolution))
+    condition = np.ascontiguousarray(np.asarray(condition, np.float32).reshape(1, -1))
+    check_shape("condition", condition, (1, cfg.n_cond))
+    return features, condition
+
 class OnnxRunner:
     """GeneratorRunner on the two ONNX branches of a checkpoint (numpy + onnxruntime only)."""
 
@@ -83,11 +93,7 @@ class OnnxRunner:
 
     def deformation(self, features: np.ndarray, condition: np.ndarray) -> np.ndarray:
         """features [Cf, r, r], condition [n_cond] -> raw residual maps [11, r, r]."""
-        cfg = self.config
-        features = np.ascontiguousarray(np.asarray(features, np.float32))
-        check_shape("features", features, (cfg.feature_channels, cfg.deform_resolution, cfg.deform_resolution))
-        condition = np.ascontiguousarray(np.asarray(condition, np.float32).reshape(1, -1))
-        check_shape("condition", condition, (1, cfg.n_cond))
+        features, condition = deformation_inputs(self.config, features, condition)
         (residuals,) = self._deformation.run(list(DEFORMATION_OUTPUTS),
                                              {"features": features[None], "condition": condition})
         return residuals[0]

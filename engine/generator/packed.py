@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import GaussianHeadsError, InputFileError, check_shape
 from .checkpoint import read_checkpoint, read_weights
 from .config import RESIDUAL_CHANNELS, GeneratorConfig
+from .onnx_runtime import deformation_inputs
 
 _PREFIX = "deformation."
 
@@ -104,11 +105,7 @@ class PackedRunner:
 
     def deformation(self, features: np.ndarray, condition: np.ndarray) -> np.ndarray:
         """features [Cf, r, r], condition [n_cond] -> raw residual maps [11, r, r]."""
-        cfg = self.config
-        features = np.ascontiguousarray(np.asarray(features, np.float32))
-        check_shape("features", features, (cfg.feature_channels, cfg.deform_resolution, cfg.deform_resolution))
-        condition = np.ascontiguousarray(np.asarray(condition, np.float32).reshape(1, -1))
-        check_shape("condition", condition, (1, cfg.n_cond))
+        features, condition = deformation_inputs(self.config, features, condition)
         if self.backend == "onnx":
             (residuals,) = self._session.run(self._outputs, {"features": features[None], "condition": condition})
             return residuals[0]

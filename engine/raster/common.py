@@ -55,6 +55,25 @@ SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.37317633
          -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
 
 
+def sh_basis_terms(x, y, z, degree: int) -> list:
+    """The real SH basis functions up to ``degree`` (≤ 3) at unit directions (x, y, z): a list of
+    (degree + 1)² arrays shaped like ``x``. Pure arithmetic, so numpy arrays and torch tensors
+    both work; the one definition of the basis and its sign convention (as in 3DGS and gsplat)."""
+    terms = [x * 0 + SH_C0]
+    if degree >= 1:
+        terms += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        terms += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * zz - xx - yy),
+                  SH_C2[3] * x * z, SH_C2[4] * (xx - yy)]
+    if degree >= 3:
+        terms += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * x * y * z,
+                  SH_C3[2] * y * (4 * zz - xx - yy), SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy),
+                  SH_C3[4] * x * (4 * zz - xx - yy), SH_C3[5] * z * (xx - yy),
+                  SH_C3[6] * x * (xx - 3 * yy)]
+    return terms
+
+
 @dataclass(frozen=True)
 class RenderResult:
     """One rendered frame.

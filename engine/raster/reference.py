@@ -15,8 +15,8 @@ import torch
 
 from ..avatar.gaussian_set import GaussianSet
 from .camera import Camera
-from .common import (ALPHA_THRESHOLD, EPS2D, EXTEND_MAX, FOV_CLAMP, MAX_ALPHA, SH_C0, SH_C1,
-                     SH_C2, SH_C3, T_MIN, RenderInputs, RenderResult, empty_result, prepare)
+from .common import (ALPHA_THRESHOLD, EPS2D, EXTEND_MAX, FOV_CLAMP, MAX_ALPHA, T_MIN, RenderInputs,
+                     RenderResult, empty_result, prepare, sh_basis_terms)
 
 DTYPE = torch.float64
 
@@ -37,19 +37,7 @@ def sh_to_colour(sh: torch.Tensor, dirs: torch.Tensor, degree: int) -> torch.Ten
     """[N, K, 3] coefficients, [N, 3] view directions -> [N, 3] colour max(0, SH(dir) + 0.5)."""
     d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     x, y, z = d.unbind(-1)
-    basis = [torch.full_like(x, SH_C0)]
-    if degree >= 1:
-        basis += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
-    if degree >= 2:
-        xx, yy, zz = x * x, y * y, z * z
-        basis += [SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2 * zz - xx - yy),
-                  SH_C2[3] * x * z, SH_C2[4] * (xx - yy)]
-    if degree >= 3:
-        basis += [SH_C3[0] * y * (3 * xx - yy), SH_C3[1] * x * y * z,
-                  SH_C3[2] * y * (4 * zz - xx - yy), SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy),
-                  SH_C3[4] * x * (4 * zz - xx - yy), SH_C3[5] * z * (xx - yy),
-                  SH_C3[6] * x * (xx - 3 * yy)]
-    b = torch.stack(basis, dim=-1)                    # [N, K]
+    b = torch.stack(sh_basis_terms(x, y, z, degree), dim=-1)                    # [N, K]
     return (b[..., None] * sh[:, : b.shape[1]]).sum(dim=1).add(0.5).clamp_min(0.0)
 
 

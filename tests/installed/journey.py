@@ -15,6 +15,9 @@ Phases, each a fresh process (a Blender restart):
   per format), export (PLY, animation, bake), bake, F12, a 3-frame animation render, the gallery,
   and saves the .blend beside the F12 image.
 - ``reload``: opens the saved .blend and renders the same frame again.
+- ``gpu`` (Blender 5.3+, where ``gpu.init()`` allows drawing headless; software OpenGL): the
+  viewport's real drawing code, ``render_engine._draw_pixels`` (texture upload + draw) and
+  ``_draw_text`` (the error overlay), runs into an offscreen buffer that is read back.
 
 Each phase prints one line ``@@RESULT@@{json}`` (what the pytest side checks) and exits 0; any
 failure raises, so the process exits non-zero with the traceback.
@@ -253,7 +256,62 @@ def phase_reload(args) -> dict:
             "avatars": sorted(o.name for o in scene.objects if o.type == 'POINTCLOUD')}
 
 
-PHASES = {"install": phase_install, "run": phase_run, "reload": phase_reload}
+class _DisplaySpaceStub:
+    """Stands in for the RenderEngine's display-space shader binding, which only a real viewport
+    provides; draw_texture_2d then draws the texture unchanged (scene-linear, premultiplied)."""
+
+    def bind_display_space_shader(self, scene):
+        pass
+
+    def unbind_display_space_shader(self):
+        pass
+
+
+def phase_gpu(args) -> dict:
+    import gpu
+
+    if not hasattr(gpu, "init"):
+        return {"skipped": f"Blender {bpy.app.version_string} cannot draw in background mode"}
+    gpu.init()
+    enable_installed()
+    scene = new_scene()
+    run_op(bpy.ops.gaussian_heads.sample_identity, source='BUILTIN', seed=3, n_gaussians=GAUSSIANS)
+    render_engine = importlib.import_module(f"{ADDON}.render_engine")
+    scene_render = importlib.import_module(f"{ADDON}.engine.scene_render")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    viewport = scene_render.ViewportRenderer()
+    viewport.set_gaussians(scene_render.merge_avatars(render_engine.avatar_instances(depsgraph)))
+    width, height = 80, 64
+    view = np.array(scene.camera.matrix_world.inverted(), np.float64)
+    window = np.array(scene.camera.calc_matrix_camera(depsgraph, x=width, y=height), np.float64)
+    frame = viewport.frame_pixels(width, height, view, window, refine=True,
+                                  settings=render_engine.render_settings(scene))
+    expected = np.asarray(frame.pixels, np.float32).reshape(height, width, 4)
+    offscreen = gpu.types.GPUOffScreen(width, height, format='RGBA32F')
+    try:
+        with offscreen.bind(), gpu.matrix.push_pop(), gpu.matrix.push_pop_projection():
+            # Region pixel space, as Blender sets it up before calling view_draw.
+            from mathutils import Matrix
+            gpu.matrix.load_identity()
+            gpu.matrix.load_projection_matrix(Matrix(((2.0 / width, 0, 0, -1.0), (0, 2.0 / height, 0, -1.0),
+                                                      (0, 0, 1.0, 0), (0, 0, 0, 1.0))))
+            framebuffer = gpu.state.active_framebuffer_get()
+            framebuffer.clear(color=(0.0, 0.0, 0.0, 0.0))
+            render_engine._draw_pixels(_DisplaySpaceStub(), scene, frame, width, height)
+            drawn = np.array(framebuffer.read_color(0, 0, width, height, 4, 0, 'FLOAT').to_list(),
+                             np.float32).reshape(height, width, 4)
+            framebuffer.clear(color=(0.0, 0.0, 0.0, 0.0))
+            render_engine._draw_text(["Gaussian Heads: test overlay"], height + 70)
+            text = np.array(framebuffer.read_color(0, 0, width, height, 4, 0, 'FLOAT').to_list(),
+                            np.float32).reshape(height, width, 4)
+    finally:
+        offscreen.free()
+    return {"frame_alpha_max": float(expected[..., 3].max()),
+            "drawn_vs_frame_max": float(np.abs(drawn - expected).max()),
+            "text_pixels": int((text[..., :3].max(axis=2) > 0.1).sum())}
+
+
+PHASES = {"install": phase_install, "run": phase_run, "reload": phase_reload, "gpu": phase_gpu}
 
 
 def main() -> int:

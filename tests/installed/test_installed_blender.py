@@ -98,3 +98,13 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
     reloaded = run_phase(python, "reload", work)
     assert reloaded["avatars"] == ["GaussianHead.3"]
     assert reloaded["reload_max_diff"] <= 1.0 / 255.0 + 1e-6
+
+    # The viewport's GPU drawing, executed for real where Blender can draw headless (5.3+).
+    drawn = run_phase(python, "gpu", work)
+    if tuple(int(x) for x in blender.split(".")) >= (5, 3):
+        assert "skipped" not in drawn, drawn
+        assert drawn["frame_alpha_max"] > 0.5                   # the head is in the frame
+        assert drawn["drawn_vs_frame_max"] < 2e-3               # uploaded and drawn unchanged (half floats)
+        assert drawn["text_pixels"] > 20                        # the error overlay draws text
+    else:
+        assert "cannot draw in background mode" in drawn["skipped"]
