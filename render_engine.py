@@ -13,6 +13,7 @@ drive directly.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from dataclasses import dataclass
 
@@ -305,6 +306,11 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
             self._viewport_error = _viewport_failure(exc, self._viewport_error)
             frame, wants_refine = None, False
         if frame is not None:
+            try:
+                frame = _apply_viewport_border(context, depsgraph, frame)
+            except GaussianHeadsError as exc:
+                self._viewport_error, frame = str(exc), None
+        if frame is not None:
             _draw_pixels(self, scene, frame, region.width, region.height)
         lines = error_text.overlay_lines(self._viewport_error, region.width)
         if lines:  # an error is drawn over the view, never a silently blank viewport
@@ -327,6 +333,46 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
 
         self._refine_timer = refine
         bpy.app.timers.register(refine, first_interval=self._viewport.refine_after)
+
+
+def viewport_border_box(context, depsgraph):
+    """(box in region pixels, (min_x, max_x, min_y, max_y)) of the render border the viewport
+    shows, or None: the scene's border inside the camera frame in camera view, the 3D view's
+    Render Region inside the region otherwise."""
+    region, region_3d, space = context.region, context.region_data, context.space_data
+    scene = depsgraph.scene
+    if region_3d.view_perspective == 'CAMERA':
+        render = scene.render
+        camera = scene.camera
+        if not render.use_border or camera is None:
+            return None
+        from bpy_extras.view3d_utils import location_3d_to_region_2d
+
+        corners = [location_3d_to_region_2d(region, region_3d, camera.matrix_world @ v)
+                   for v in camera.data.view_frame(scene=scene)]
+        if any(c is None for c in corners):
+            return None
+        xs, ys = [c.x for c in corners], [c.y for c in corners]
+        return ((min(xs), min(ys), max(xs), max(ys)),
+                (render.border_min_x, render.border_max_x, render.border_min_y, render.border_max_y))
+    if not getattr(space, "use_render_border", False):
+        return None
+    return ((0, 0, region.width, region.height),
+            (space.render_border_min_x, space.render_border_max_x,
+             space.render_border_min_y, space.render_border_max_y))
+
+
+def _apply_viewport_border(context, depsgraph, frame):
+    """``frame`` transparent outside the viewport's render border (engine/viewport_border.py)."""
+    from .engine.viewport_border import mask_outside, viewport_border_rect
+
+    found = viewport_border_box(context, depsgraph)
+    if found is None:
+        return frame
+    region = context.region
+    rect = viewport_border_rect(found[0], region.width, region.height, *found[1])
+    pixels = mask_outside(frame.pixels, frame.width, frame.height, rect, region.width, region.height)
+    return dataclasses.replace(frame, pixels=pixels)
 
 
 def _viewport_failure(exc, previous: str) -> str:

@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "anim": ("animation.cli", "inspect and convert expression/pose animation files"),
     "bake": ("bake.cli", "bake an identity into Gaussian blendshapes (AGORA-M)"),
     "bench": ("bench", "benchmarks: render, pose, import, head-model, sample, bake"),
+    "live": ("live.cli", "live face capture: record a stream, or send a take as packets"),
 }
 
 

@@ -68,7 +68,7 @@ class Receiver:
             self._sock.settimeout(POLL_S)
         except OSError as exc:
             self._sock.close()
-            if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1), errno.EACCES):
+            if exc.errno in (errno.EADDRINUSE, 10048):  # 10048: WSAEADDRINUSE on Windows
                 raise GaussianHeadsError(
                     f"UDP port {port} on {host} is already in use (another receiver, or another "
                     f"program such as Unreal, VSeeFace or a second Blender, is listening on it); "
@@ -168,17 +168,3 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def send_packets(packets, host: str, port: int, sock: socket.socket | None = None) -> int:
-    """Send each packet to ``host:port`` over UDP; returns how many were sent."""
-    own = sock is None
-    sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        n = 0
-        for p in packets:
-            sock.sendto(p, (host, int(port)))
-            n += 1
-        return n
-    finally:
-        if own:
-            sock.close()

@@ -9,8 +9,6 @@ the importers' ``prepare_import`` / ``map_sequence`` and nothing else.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..animation.names import flame_index, looks_arkit
@@ -133,8 +131,3 @@ def take_duration(frames: list[LiveFrame]) -> float:
     t = frame_times(frames)
     return float(t.max() - t.min()) if t.size > 1 and np.isfinite(t).all() else 0.0
 
-
-def check_rate(fps: float) -> float:
-    if not (math.isfinite(fps) and fps > 0):
-        raise GaussianHeadsError(f"frame rate must be a positive number, got {fps!r}")
-    return float(fps)
