@@ -27,6 +27,22 @@ def frame_times(frames: list[LiveFrame]) -> np.ndarray:
     return np.array([f.received for f in frames], np.float64)
 
 
+def grid_arrivals(times: np.ndarray, rate: float) -> np.ndarray:
+    """Arrival times ``[T]`` (sorted) placed on the sender's frame grid: each frame goes to the
+    nearest slot ``k / rate``; a late frame that collides with the next one moves back to the
+    slot before when that slot is free (a late packet followed by an on-time one), so network
+    jitter below a frame does not resample the values. Returns ``[T]`` seconds from the first."""
+    k = np.rint((times - times[0]) * rate).astype(np.int64)
+    for i in range(1, k.size):
+        if k[i] <= k[i - 1]:
+            if i >= 2 and k[i - 1] - 1 > k[i - 2]:
+                k[i - 1] -= 1
+                k[i] = max(k[i], k[i - 1] + 1)
+            else:
+                k[i] = k[i - 1] + 1 if k[i] == k[i - 1] and i + 1 < k.size and k[i + 1] > k[i] + 1 else k[i]
+    return k / float(rate)
+
+
 def estimate_rate(frames: list[LiveFrame], times: np.ndarray) -> float:
     """The take's frame rate: the rate the packets state (Live Link), else 1 / median step,
     snapped to a standard rate within 3 %."""
@@ -92,6 +108,8 @@ def sequence_from_frames(frames: list[LiveFrame], fps: float | None = None, *,
             filled[np.isnan(filled)] = 0.0
             expr[:, j] = filled
     rate = float(fps) if fps else estimate_rate(frames, times)
+    if not all(f.time is not None for f in frames):  # arrival times: snap to the frame grid
+        times = grid_arrivals(times, rate)
     keep = np.r_[np.diff(times) > 1e-9, True]  # repeated timestamps: the last frame wins
     z = np.zeros((int(keep.sum()), 3), np.float32)
     return ParamSequence.from_samples(

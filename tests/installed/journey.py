@@ -229,6 +229,15 @@ def phase_run(args) -> dict:
     check((work / "baked.npz").stat().st_size > 0, "baked.npz is empty")
     baked = render_still(scene, work / "f12_baked.png", 2)
     out["baked_vs_network_max"] = float(np.abs(baked[..., :3] - f12[..., :3]).max())
+    run_op(bpy.ops.gaussian_heads.clear_bake)
+    unbaked = render_still(scene, work / "f12_unbaked.png", 2)
+    out["cleared_vs_network_max"] = float(np.abs(unbaked - f12).max())
+    run_op(bpy.ops.gaussian_heads.bake_blendshapes, n_samples=300, k=12)  # the saved file keeps a bake
+
+    # Colour management: AgX (Blender's default) is switched back to Standard in one click.
+    scene.view_settings.view_transform = 'AgX'
+    run_op(bpy.ops.gaussian_heads.use_standard_view)
+    check(scene.view_settings.view_transform == 'Standard', "Use Standard did not set Standard")
 
     # The gallery (thumbnails of a few seeds).
     scene.gaussian_heads.gallery_count = 2

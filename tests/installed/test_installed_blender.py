@@ -93,6 +93,7 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
     assert "PSNR" in run["bake_status"]
     # The bake reproduces the network: same frame, small colour differences only.
     assert run["baked_vs_network_max"] < 0.35
+    assert run["cleared_vs_network_max"] <= 1.0 / 255.0 + 1e-6   # Clear Bake: the network again
     assert run["final_alpha_max"] > 0.5
 
     reloaded = run_phase(python, "reload", work)
