@@ -112,6 +112,15 @@ def stop_warmup() -> None:
     warmup.stop(timeout=1.0)  # a compile in progress finishes in its daemon thread
 
 
+def flame_model_path(context=None) -> str:
+    """The FLAME model file chosen in the preferences, absolute ('' when none is chosen)."""
+    context = context if context is not None else bpy.context
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    prefs = getattr(addon, "preferences", None)
+    path = getattr(prefs, "flame_model", "") if prefs is not None else ""
+    return bpy.path.abspath(path) if path else ""
+
+
 def _installed(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -131,11 +140,22 @@ class GAUSSIAN_HEADS_AddonPreferences(bpy.types.AddonPreferences):
         ),
         default="",
     )
+    flame_model: bpy.props.StringProperty(
+        name="FLAME Model", subtype='FILE_PATH', default="",
+        description=(
+            "Your FLAME model file (generic_model.pkl, flame2023.pkl or an .npz conversion), chosen "
+            "once: FLAME takes imported onto ARKit avatars convert through it by least squares "
+            "(an import's Source Head Model overrides it)"
+        ),
+    )
 
     def draw(self, context):
         from .operators import gpu_deps  # imported here: registration has finished by now
 
         layout = self.layout
+        box = layout.box()
+        box.label(text="FLAME model (FLAME takes onto ARKit avatars)")
+        box.prop(self, "flame_model")
         progress = warmup_progress()
         if progress is not None:
             icon = 'SORTTIME' if progress.running else ('ERROR' if progress.errors else 'CHECKMARK')

@@ -19,6 +19,11 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        FloatVectorProperty, IntProperty, PointerProperty, StringProperty)
 
+from .engine.avatar.sources import enum_items as _source_enum_items
+
+#: Identity sources (engine/avatar/sources: one registry); .blend files store their numbers.
+SOURCE_ITEMS = _source_enum_items()
+
 #: Length of ``object.gaussian_heads.shape``: identity coefficients beyond it stay at 0.
 MAX_SHAPE = 32
 
@@ -104,9 +109,7 @@ class GaussianHeadsObjectProperties(bpy.types.PropertyGroup):
         default=False, options=set())
     source: EnumProperty(
         name="Source", description="Where the identity came from",
-        items=(('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
-               ('CHECKPOINT', "Checkpoint", "A generator checkpoint file")),
-        default='BUILTIN', options=set())
+        items=SOURCE_ITEMS, default='BUILTIN', options=set())
     checkpoint_path: StringProperty(
         name="Checkpoint", description="Generator checkpoint the identity was sampled from",
         subtype='FILE_PATH', options=set())
@@ -172,10 +175,18 @@ class GaussianHeadsPointCloudProperties(bpy.types.PropertyGroup):
     bake_hash: StringProperty(name="Bake Hash", default="", options=set())
 
 
-def _gallery_items(self, context):
-    from .operators import preview  # lazy: the gallery lives with its operator
+_gallery_provider = []  # the gallery's items function, handed over by operators.preview
+_NO_GALLERY = [('NONE', "No thumbnails", "Build the gallery first", 'IMAGE_DATA', 0)]
 
-    return preview.gallery_enum_items(self, context)
+
+def set_gallery_items(provider) -> None:
+    """``operators.preview`` registers the gallery's enum items here (properties never import
+    operators: DESIGN.md's floors); None when it unregisters."""
+    _gallery_provider[:] = [] if provider is None else [provider]
+
+
+def _gallery_items(self, context):
+    return _gallery_provider[0](self, context) if _gallery_provider else _NO_GALLERY
 
 
 def _gallery_pick(self, context):
@@ -230,9 +241,7 @@ class GaussianHeadsSceneProperties(bpy.types.PropertyGroup):
 
     sample_source: EnumProperty(
         name="Source", description="Identity source for Sample Identity",
-        items=(('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
-               ('CHECKPOINT', "Checkpoint", "A generator checkpoint file")),
-        default='BUILTIN')
+        items=SOURCE_ITEMS, default='BUILTIN')
     sample_checkpoint: StringProperty(name="Checkpoint", subtype='FILE_PATH',
                                       description="Generator checkpoint for Sample Identity")
     sample_seed: IntProperty(name="Seed", default=7, min=0, description="Seed for Sample Identity")

@@ -221,6 +221,8 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
             raise GaussianHeadsError(f"camera conversion gave {camera.width}x{camera.height} pixels "
                                      f"for a {w}x{h} region of a {width}x{height} render")
         instances = avatar_instances(depsgraph)
+        from .splat_data import splat_instances  # static splat objects, in the same depth order
+        splats = splat_instances(depsgraph)
         if self.test_break():
             return
         self.update_progress(0.1)
@@ -228,7 +230,7 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         if self.test_break():
             return
         self.update_stats("", f"Gaussian Heads: posing {len(instances)} avatar(s)")
-        gaussians = merge_avatars(instances, cancel=self.test_break)
+        gaussians = merge_avatars(instances, cancel=self.test_break, splats=splats)
         if self.test_break():
             return
         self.update_progress(0.4)
@@ -282,7 +284,9 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
     # -- viewport --------------------------------------------------------------------------------
     def view_update(self, context, depsgraph):
         try:
-            self._viewport.set_gaussians(merge_avatars(avatar_instances(depsgraph)))
+            from .splat_data import splat_instances
+            self._viewport.set_gaussians(merge_avatars(avatar_instances(depsgraph),
+                                                       splats=splat_instances(depsgraph)))
             self._viewport_error = ""
         except Exception as exc:  # noqa: BLE001  shown over the viewport by view_draw
             self._viewport_error = _viewport_failure(exc, self._viewport_error)

@@ -18,6 +18,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "generator": ("generator.bench", "ONNX identity and deformation branches"),
     "bake": ("bake.bench", "AGORA-M bake time, peak memory and quality"),
     "sh-rotate": ("avatar.bench_sh_rotation", "turning SH colour with an avatar's transform"),
+    "splat-io": ("io.bench", "reading and writing PLY, SPZ and .splat files"),
+    "live": ("live.bench", "live capture: packet-to-slider latency and dropped frames over loopback"),
 }
 
 

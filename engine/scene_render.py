@@ -140,14 +140,30 @@ def pose_world(instance: AvatarInstance) -> GaussianSet:
     return gaussians.transformed(matrix)
 
 
+@dataclass
+class SplatInstance:
+    """One static splat object: object-space Gaussians and the object's ``matrix_world`` [4, 4]
+    (no axis change: splat objects store Blender-frame data)."""
+
+    name: str
+    gaussians: GaussianSet
+    object_to_world: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+
 def merge_avatars(instances: Sequence[AvatarInstance],
-                  cancel: Callable[[], bool] | None = None) -> GaussianSet:
-    """All avatars posed and merged into one world-space GaussianSet."""
+                  cancel: Callable[[], bool] | None = None,
+                  splats: Sequence[SplatInstance] = ()) -> GaussianSet:
+    """All avatars posed, and static splat objects placed, merged into one world-space
+    GaussianSet (the rasterizer sorts it as a whole: one depth order for everything)."""
     sets = []
     for instance in instances:
         if cancel is not None and cancel():
             break
         sets.append(pose_world(instance))
+    for splat in splats:
+        if cancel is not None and cancel():
+            break
+        sets.append(splat.gaussians.transformed(np.asarray(splat.object_to_world, np.float64)))
     return GaussianSet.concatenate(sets)
 
 

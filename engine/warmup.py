@@ -1,4 +1,4 @@
-"""Compile every numba kernel in a background thread, with progress other threads can read.
+"""Compile every numba kernel in the background, with progress other threads can read.
 
 A kernel's first call compiles it: all of ours together take 10-45 s on 2 cores the first time
 (docs/PERFORMANCE.md, Start-up), later sessions load numba's on-disk cache (``NUMBA_CACHE_DIR``)
@@ -6,14 +6,24 @@ in about a second. Blender starts ``start()`` when the add-on is enabled; a rend
 ``wait_for_kernels(on_progress)`` so it never compiles a kernel the warm-up is compiling (numba
 would serialise the two compiles on its global lock anyway) and can say why it waits.
 
-Each ``Kernel.run`` calls real kernels with tiny inputs of the dtypes and layouts the add-on
-uses, so the signatures compiled here are the ones later calls look up. A kernel that fails is
-reported (``Progress.errors``) and the rest still run: the render then compiles (or fails) that
-kernel itself, with the same error message.
+Each kernel calls real kernels with tiny inputs of the dtypes and layouts the add-on uses, so
+the signatures compiled here are the ones later calls look up. A kernel that fails is reported
+(``Progress.errors``) and the rest still run: the render then compiles (or fails) that kernel
+itself, with the same error message.
+
+The add-on's kernels compile in a **child process** (``Kernel.child``: Blender's own Python,
+``sys.executable``, importing this package under the same module name so numba's on-disk cache,
+which records it, serves this process), not in a thread of Blender's: LLVM compiling in a second
+thread while Blender's main thread runs Python crashed a test process (a segfault inside
+llvmlite), and a child can be stopped at any time. The background thread here only waits for the
+child and records its progress; the first real call then loads the kernel from the cache (~0.5 s).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +35,8 @@ import numpy as np
 @dataclass(frozen=True)
 class Kernel:
     name: str                     # shown to the user, e.g. "CPU rasterizer"
-    run: Callable[[], None]       # calls the kernel(s) once with tiny inputs
+    run: Callable[[], None]       # calls the kernel(s) once with tiny inputs (in this process)
+    child: str = ""               # if set: the function of this module a child process runs instead
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,13 @@ class Warmup:
                 with self._lock:
                     self._current = kernel.name
                 try:
-                    kernel.run()
+                    if kernel.child:
+                        run_in_child(kernel.child, self._stop)
+                    else:
+                        kernel.run()
                 except Exception as exc:  # reported, and the other kernels still compile
+                    if self._stop.is_set():
+                        break
                     with self._lock:
                         self._errors.append(f"{kernel.name}: {type(exc).__name__}: {exc}"[:300])
                 with self._lock:
@@ -130,9 +146,9 @@ class Warmup:
             return set(needed) <= self._finished
 
     def stop(self, timeout: float = 2.0) -> bool:
-        """Ask the thread to stop after the kernel it is compiling; True when it has ended.
-        A compile in progress cannot be interrupted; the thread is a daemon, so it never
-        keeps the process alive."""
+        """Ask the thread to stop; True when it has ended. A child process compiling is ended at
+        once; an in-process kernel finishes first (the thread is a daemon, so it never keeps the
+        process alive)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -191,8 +207,65 @@ LIFT, RASTER, BLEND = "avatar lifting", "CPU rasterizer", "baked blend"
 
 def default_kernels() -> tuple[Kernel, ...]:
     """Every numba kernel the add-on calls, first-needed first: posing, the rasterizer, then the
-    baked-avatar blend (which a render of unbaked avatars need not wait for)."""
-    return Kernel(LIFT, _lift), Kernel(RASTER, _raster), Kernel(BLEND, _blend)
+    baked-avatar blend (which a render of unbaked avatars need not wait for); each compiles in a
+    child process."""
+    return (Kernel(LIFT, _lift, child="_lift"), Kernel(RASTER, _raster, child="_raster"),
+            Kernel(BLEND, _blend, child="_blend"))
+
+
+# The child: make this package importable under its own full name (``bl_ext.<repo>.<id>`` in
+# Blender, whose parents exist only inside Blender), import this module, call one function.
+_CHILD = """
+import importlib, sys, types
+parent, folder, function = sys.argv[1:4]
+if parent:
+    parts = parent.split(".")
+    for i in range(1, len(parts) + 1):
+        package = types.ModuleType(".".join(parts[:i]))
+        package.__path__ = [folder] if i == len(parts) else []
+        sys.modules[package.__name__] = package
+else:
+    sys.path.insert(0, folder)
+getattr(importlib.import_module((parent + "." if parent else "") + "engine.warmup"), function)()
+"""
+
+
+def child_command(function: str) -> list[str]:
+    """The command line of a child running ``function`` of this module."""
+    executable = sys.executable
+    if not executable or not os.path.basename(executable).lower().startswith("python"):
+        raise RuntimeError(f"no Python executable to compile in ({executable!r})")
+    engine_package = __name__.rsplit(".", 1)[0]                   # "<parent>.engine" or "engine"
+    parent = engine_package.rsplit(".", 1)[0] if "." in engine_package else ""
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return [executable, "-c", _CHILD, parent, folder, function]
+
+
+def run_in_child(function: str, stop: threading.Event | None = None, poll: float = 0.1) -> None:
+    """Run ``function`` of this module in a child process with this process's ``sys.path`` and
+    environment (so the same numba, the same ``NUMBA_CACHE_DIR``); raises RuntimeError with the
+    child's last error lines if it fails; ends the child if ``stop`` is set meanwhile."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.Popen(child_command(function), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            if stop is not None and stop.wait(poll):
+                proc.kill()
+                proc.wait()
+                raise RuntimeError("stopped")
+            elif stop is None:
+                time.sleep(poll)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    if proc.returncode != 0:
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"the compile process exited with {proc.returncode}")
 
 
 # --- the process-wide warm-up ---------------------------------------------------------------

@@ -11,6 +11,10 @@ from . import anim_io  # noqa: E402  animation import/export (File menus, avatar
 _MODULES += (anim_io,)
 from . import color_management  # noqa: E402  'Standard' view transform for avatar scenes
 _MODULES += (color_management,)
+from . import live  # noqa: E402  live face capture (Live panel)
+_MODULES += (live,)
+from . import splat_io  # noqa: E402  splat files: File > Import/Export, drag-and-drop
+_MODULES += (splat_io,)
 
 
 def register():

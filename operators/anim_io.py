@@ -21,6 +21,7 @@ from ..engine.animation import (ImportOptions, MapOptions, ParamSequence, Target
 from ..engine.animation.align import AlignOptions
 from ..engine.animation.names import looks_arkit
 from ..engine.errors import GaussianHeadsError
+from ..preferences import flame_model_path
 from ..properties import EXPR_HARD_LIMIT
 from . import keyframes
 from .context import poll_active_avatar
@@ -58,12 +59,14 @@ def _load_model(spec: str):
         raise GaussianHeadsError(f"{spec}: could not load the head model ({exc})") from None
 
 
-def head_models_for(obj, source_space: str, target_space: str, source_model_path: str):
+def head_models_for(obj, source_space: str, target_space: str, source_model_path: str,
+                    flame_model_path: str = ""):
     """(source_model, target_model, note) for least-squares ARKit ↔ FLAME mapping.
 
     Only when the two spaces differ. The ARKit side defaults to the built-in open model; a FLAME
-    source needs the user's FLAME file (``source_model_path``). Without both models the mapping
-    goes by name and ``note`` says why. A path the user gave that fails to load is an error.
+    source needs the user's FLAME file: the import's ``source_model_path``, else the preferences'
+    ``flame_model_path``. Without both models the mapping goes by name and ``note`` says why. A
+    path the user gave that fails to load is an error.
     """
     if {source_space, target_space} != {"arkit", "flame"}:
         return None, None, None
@@ -74,9 +77,15 @@ def head_models_for(obj, source_space: str, target_space: str, source_model_path
             source = _load_model("open")
         except GaussianHeadsError as exc:
             return None, None, f"ARKit → FLAME mapped by name: {exc}"
+    elif flame_model_path:
+        try:
+            source = _load_model(flame_model_path)
+        except GaussianHeadsError as exc:
+            raise GaussianHeadsError(f"{exc} (the FLAME model chosen in the add-on preferences)") from None
     else:
-        return None, None, ("FLAME → ARKit mapped by name: set Source Head Model to the FLAME file "
-                            "the take was tracked with for a least-squares mapping")
+        return None, None, ("FLAME → ARKit mapped by name (jaw, neck and eyes only): choose your FLAME "
+                            "model in the add-on preferences, or Source Head Model for this import, for a "
+                            "least-squares mapping of the expressions")
     try:
         target = _load_model(getattr(obj.gaussian_heads, "model_spec", "open") or "open")
     except GaussianHeadsError as exc:
@@ -166,7 +175,7 @@ def _target_object(context, name: str):
 
 
 class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
-    """Import expression and head-pose curves (FLAME .npz, VHAP/NeRF exports, SMIRK/EMOCA folders, Live Link Face CSV, named CSV/JSON) as keyframes on the avatar"""
+    """Import expression and head-pose curves (FLAME .npz, VHAP/NeRF exports, SMIRK/EMOCA folders, bare FLAME arrays, Live Link Face CSV, named CSV/JSON) as keyframes on the avatar"""
 
     bl_idname = "gaussian_heads.import_animation"
     bl_label = "Import Animation"
@@ -204,7 +213,7 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
         name="Source Head Model", subtype='FILE_PATH', default="",
         description="Head model of the file's expression space (the FLAME file a FLAME take was tracked "
                     "with) for least-squares mapping between ARKit and FLAME; empty: the built-in open "
-                    "model for ARKit takes, names for FLAME takes")
+                    "model for ARKit takes, the preferences' FLAME Model for FLAME takes")
     set_frame_range: BoolProperty(
         name="Set Frame Range", description="Extend the scene's frame range to the imported animation",
         default=False)
@@ -261,7 +270,8 @@ class GAUSSIAN_HEADS_OT_import_animation(bpy.types.Operator, ImportHelper):
             if not target.expr_names:
                 raise GaussianHeadsError(f"'{obj.name}' has no expression channels")
             seq = read_any(path)
-            source_model, target_model, why = head_models_for(obj, seq.space, target.space, self.source_model)
+            source_model, target_model, why = head_models_for(obj, seq.space, target.space, self.source_model,
+                                                              flame_model_path(context))
             result = prepare_import(seq, target, self.import_options(context.scene),
                                     source_model=source_model, target_model=target_model)
             missing = set(result.report.missing)

@@ -4,6 +4,8 @@ Thumbnails are PNGs cached under the extension's user folder
 (``bpy.utils.extension_path_user(<extension>, path="previews")``), one per (source, seed,
 truncation, size); they are loaded into a ``bpy.utils.previews`` collection and shown with
 ``template_icon_view`` on ``scene.gaussian_heads.gallery`` (picking one sets the sample seed).
+Identities come from the engine's source registry (``engine.avatar.sources``); the gallery's enum
+items are handed to ``properties`` at registration (properties never import operators).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import bpy.utils.previews
 from bpy.props import IntProperty
 
 from ..engine.errors import GaussianHeadsError
+from ..properties import set_gallery_items
 from .sample import SampleSettings, sample_identity
 
 THUMBNAIL_SIZE = 128
@@ -31,8 +34,9 @@ def preview_dir() -> str:
 
 
 def thumbnail_name(settings: SampleSettings, size: int = THUMBNAIL_SIZE) -> str:
-    tag = settings.source if settings.source == "builtin" else \
-        "ckpt" + hashlib.sha1(settings.checkpoint.encode()).hexdigest()[:10]
+    spec = settings.spec()
+    tag = spec.name if not spec.path else \
+        f"{spec.name}-{hashlib.sha1(os.path.abspath(spec.path).encode()).hexdigest()[:10]}"
     return f"{tag}_seed{settings.seed}_t{settings.truncation:.3f}_n{settings.n_gaussians}_{size}px.png"
 
 
@@ -192,10 +196,12 @@ def register():
     global _previews
     _register_classes()
     _previews = bpy.utils.previews.new()
+    set_gallery_items(gallery_enum_items)
 
 
 def unregister():
     global _previews
+    set_gallery_items(None)
     if _previews is not None:
         bpy.utils.previews.remove(_previews)
         _previews = None

@@ -6,77 +6,47 @@ Thin operators: properties -> a frozen settings dataclass -> ``engine`` -> Blend
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
+from ..engine.avatar import sources
 from ..engine.errors import GaussianHeadsError
 from ..engine.scene_render import channel_group, mirrored_values
 from ..properties import MAX_SHAPE, widen_expression_range
 from . import storage
 from .context import poll_active_avatar
 
-SOURCE_ITEMS = (('BUILTIN', "Built-in", "The built-in sampler on the open head model"),
-                ('CHECKPOINT', "Checkpoint", "A generator checkpoint file"))
+SOURCE_ITEMS = sources.enum_items()
 UI_SHAPE = 8  # shape sliders offered by the operator (the rest are sampled)
 
 
 DEFAULT_GAUSSIANS = 65_536
-_sources: dict[tuple, object] = {}  # identity sources are costly to build (model + binding)
 
 
 @dataclass(frozen=True)
 class SampleSettings:
-    source: str = "builtin"                 # "builtin" | "checkpoint"
-    checkpoint: str = ""                    # path, for "checkpoint"
+    source: str = "builtin"                 # a kind of engine.avatar.sources: "builtin" | "checkpoint"
+    checkpoint: str = ""                    # the source's input path (checkpoint)
     seed: int = 0
     truncation: float = 0.7
     shape: tuple[float, ...] | None = None  # leading identity coefficients; None: sampled
     n_gaussians: int = DEFAULT_GAUSSIANS    # built-in source only
     model_spec: str = "open"                # built-in source only
 
-
-def identity_source(settings: SampleSettings):
-    """The engine's identity source for ``settings`` (built once per session and settings)."""
-    from ..engine.avatar.cli_sample import make_source
-
-    if settings.source == "builtin":
-        key = ("builtin", settings.n_gaussians, settings.model_spec)
-        source_arg, gaussians = "builtin", settings.n_gaussians
-    elif settings.source == "checkpoint":
-        path = settings.checkpoint
-        if not path:
-            raise GaussianHeadsError("choose a generator checkpoint file first")
-        if not os.path.exists(path):  # a folder, .zip, config.json or .safetensors
-            raise GaussianHeadsError(f"{path}: no such generator checkpoint file or folder")
-        key = ("checkpoint", os.path.abspath(path), os.path.getmtime(path))
-        source_arg, gaussians = path, None
-    else:
-        raise GaussianHeadsError(f"unknown identity source '{settings.source}'")
-    source = _sources.get(key)
-    if source is None:
-        source = make_source(source_arg, gaussians, settings.model_spec)
-        _sources[key] = source
-    return source
+    def spec(self) -> sources.SourceSpec:
+        """The engine's source spec (only the built-in source takes a Gaussian count and model)."""
+        if self.source == "builtin":
+            return sources.SourceSpec("builtin", "", self.n_gaussians, self.model_spec)
+        return sources.SourceSpec(self.source, self.checkpoint)
 
 
 def sample_identity(settings: SampleSettings):
-    """Sample an identity (the engine does the work; this only picks the source)."""
-    source = identity_source(settings)
-    shape = None
-    if settings.shape is not None and any(settings.shape):
-        shape = np.asarray(settings.shape, np.float32)
-    if shape is not None:
-        model = getattr(source, "model", None)
-        n_shape = model.n_shape if model is not None else shape.shape[0]
-        full = np.zeros(n_shape, np.float32)
-        m = min(n_shape, shape.shape[0])
-        full[:m] = shape[:m]
-        shape = full
-    return source.sample(settings.seed, shape=shape, truncation=settings.truncation)
+    """Sample an identity (the engine's source registry does the work)."""
+    return sources.sample_identity(settings.spec(), settings.seed, shape=settings.shape,
+                                   truncation=settings.truncation)
 
 
 def fill_avatar_properties(obj, identity, settings: SampleSettings, model_spec: str = "open") -> None:

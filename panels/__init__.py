@@ -4,8 +4,9 @@ Submodules are registered in the order of ``_MODULES`` and unregistered in rever
 """
 
 from . import render, avatar
+from . import live  # the Live capture panel
 
-_MODULES = (render, avatar)
+_MODULES = (render, avatar, live)
 
 
 def register():

@@ -79,6 +79,14 @@ class GAUSSIAN_HEADS_UL_expression(bpy.types.UIList):
         return flags, order
 
 
+def _source_status(scene_props):
+    """The identity source registry's line about the chosen input (None: nothing to say)."""
+    from ..engine.avatar.sources import SourceSpec, source_status
+
+    path = bpy.path.abspath(scene_props.sample_checkpoint) if scene_props.sample_checkpoint else ""
+    return source_status(SourceSpec(scene_props.sample_source.lower(), path))
+
+
 class GAUSSIAN_HEADS_PT_sample(GaussianHeadsSidebar, bpy.types.Panel):
     bl_label = "Sample Identity"
 
@@ -89,6 +97,9 @@ class GAUSSIAN_HEADS_PT_sample(GaussianHeadsSidebar, bpy.types.Panel):
         col.prop(props, "sample_source", text="Source")
         if props.sample_source == 'CHECKPOINT':
             col.prop(props, "sample_checkpoint", text="")
+        status = _source_status(props)
+        if status is not None:  # e.g. an untrained checkpoint: samples are structured noise
+            col.label(text=status.text, icon='ERROR' if status.warning else 'CHECKMARK')
         col.prop(props, "sample_seed")
         col.prop(props, "sample_truncation")
         if props.sample_source == 'BUILTIN':

@@ -1,7 +1,7 @@
 """``python -m engine sample``: sample an identity and write it, neutral-posed, as a 3DGS PLY.
 
     python -m engine sample --seed 7 --out head.ply
-    python -m engine sample --seed 7 --source path/to/checkpoint --gaussians 50000 --out head.ply
+    python -m engine sample --seed 7 --source checkpoint:path/to/checkpoint --out head.ply
 
 The PLY holds the identity's Gaussians at the neutral pose (its own β, zero expression and
 pose) in the head model's frame (+Y up, the face looks down +Z, metres). The same seed and
@@ -11,8 +11,6 @@ options give a byte-identical file.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 
 from ..errors import GaussianHeadsError
 
@@ -20,7 +18,8 @@ from ..errors import GaussianHeadsError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="identity seed (non-negative integer)")
     parser.add_argument("--source", default="builtin",
-                        help="'builtin' (default) or the path of a generator checkpoint")
+                        help="identity source: 'builtin' (default) or 'checkpoint:PATH' (a bare path "
+                             "means a checkpoint)")
     parser.add_argument("--gaussians", type=int, default=None,
                         help="number of Gaussians (built-in source; default 65536)")
     parser.add_argument("--truncation", type=float, default=0.7, help="identity truncation (default 0.7)")
@@ -29,21 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_source(source: str, gaussians: int | None = None, model_spec: str = "open"):
-    """'builtin' -> BuiltinSource; anything else is a generator checkpoint path -> CheckpointSource."""
-    if source == "builtin":
-        from .builtin import BuiltinSamplerConfig, BuiltinSource
+    """The CLI's ``--source`` string -> an opened identity source (``sources.parse_source``)."""
+    from .sources import open_source, parse_source
 
-        config = BuiltinSamplerConfig() if gaussians is None else BuiltinSamplerConfig(n_gaussians=gaussians)
-        return BuiltinSource(config=config, model_spec=model_spec)
-    if not os.path.exists(source):
-        raise GaussianHeadsError(f"{source}: no such generator checkpoint (use --source builtin or a path)")
-    if importlib.util.find_spec(f"{__package__.rsplit('.', 1)[0]}.generator.source") is None:
-        raise GaussianHeadsError("generator checkpoints need engine.generator.source, which this build lacks")
-    from ..generator.source import CheckpointSource
-
-    if gaussians is not None:
-        raise GaussianHeadsError("--gaussians applies to the built-in source; a checkpoint fixes its own count")
-    return CheckpointSource(source)
+    return open_source(parse_source(source, gaussians, model_spec))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,10 +41,12 @@ def run(args: argparse.Namespace) -> int:
         raise GaussianHeadsError(f"--seed must be non-negative, got {args.seed}")
     if not args.out.lower().endswith(".ply"):
         raise GaussianHeadsError(f"--out {args.out}: the output must be a .ply file")
-    src = make_source(args.source, args.gaussians, args.model)
-    identity = src.sample(args.seed, truncation=args.truncation)
+    from .sources import parse_source, sample_identity, spec_label
+
+    spec = parse_source(args.source, args.gaussians, args.model)
+    identity = sample_identity(spec, args.seed, truncation=args.truncation)
     gaussians = identity.pose(identity.neutral_params())
-    source_name = "builtin" if args.source == "builtin" else os.path.basename(os.path.normpath(args.source))
+    source_name = spec_label(spec)
     write_ply(args.out, gaussians, comments=(
         f"Gaussian Heads identity: source {source_name}, seed {args.seed}, truncation {args.truncation:g}",
         "frame: head model (+Y up, face toward +Z, metres), neutral pose"))

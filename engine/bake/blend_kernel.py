@@ -54,6 +54,8 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+from ..parallel import PARALLEL_LOCK  # noqa: E402
+
 # channel layout of the table and the neutral array
 CHANNELS: dict[str, tuple[int, int]] = {"xyz": (0, 3), "scale": (3, 6), "rotation": (6, 10), "opacity": (10, 11),
                                         "color": (11, 14)}
@@ -307,8 +309,9 @@ def blend(coef: np.ndarray, tables: BlendTables, neutral: np.ndarray, neck_w: np
     logits = np.empty(n, np.float32)
     colour = np.empty((n if c > 11 else 0, 3), np.float32)
     r0, t0, q0, r1, t1, q1 = (np.ascontiguousarray(a, np.float32) for a in transforms)
-    _blend(coef, table, tables.scale, tables.chan_attr, tables.live, tables.static, neutral, neck_w, int(mode),
-           r0, t0, q0, r1, t1, q1, means, log_scales, quats, logits, colour)
+    with PARALLEL_LOCK:  # never two parallel kernel launches at once (engine/parallel.py)
+        _blend(coef, table, tables.scale, tables.chan_attr, tables.live, tables.static, neutral, neck_w,
+               int(mode), r0, t0, q0, r1, t1, q1, means, log_scales, quats, logits, colour)
     return means, log_scales, quats, logits, (colour if c > 11 else None)
 
 

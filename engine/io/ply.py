@@ -259,7 +259,14 @@ def read_ply(path: str | os.PathLike) -> GaussianSet:
 
 def ply_bytes(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None = None,
               comments: tuple[str, ...] = ()) -> bytes:
-    """Serialise Gaussians (N) to the INRIA 3DGS PLY layout; deterministic bytes.
+    """Serialise Gaussians (N) to the INRIA 3DGS PLY layout; deterministic bytes (see _ply_parts)."""
+    header, table = _ply_parts(gaussians, extras, comments)
+    return header + table.tobytes()
+
+
+def _ply_parts(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None,
+               comments: tuple[str, ...]) -> tuple[bytes, np.ndarray]:
+    """(header bytes, vertex table) of the INRIA 3DGS PLY layout.
 
     ``extras``: {name: [N] array} written as additional float32 (or int32 for integer arrays)
     properties after ``rot_3``, in sorted name order (e.g. ``binding_0``).
@@ -298,7 +305,7 @@ def ply_bytes(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None = Non
     header.append(f"element vertex {n}")
     header += [f"property {ply_type[t]} {nm}" for nm, t in props]
     header.append("end_header")
-    return ("\n".join(header) + "\n").encode("ascii") + table.tobytes()
+    return ("\n".join(header) + "\n").encode("ascii"), table
 
 
 def write_ply(path: str | os.PathLike, gaussians: GaussianSet, extras: dict[str, np.ndarray] | None = None,
@@ -312,12 +319,13 @@ def write_ply(path: str | os.PathLike, gaussians: GaussianSet, extras: dict[str,
     for c in comments:
         if "\n" in c or "\r" in c:
             raise ValueError("PLY comments must be single lines")
-    data = ply_bytes(gaussians, extras, comments)
+    header, table = _ply_parts(gaussians, extras, comments)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            fh.write(header)
+            fh.write(memoryview(table).cast("B"))  # no copy of the table
         os.replace(tmp, path)
     except OSError as exc:
         try:

@@ -6,7 +6,7 @@ file as a protocol's packets at its own frame rate.
 
 ``record`` listens on ``--host`` (default 127.0.0.1, this machine only; 0.0.0.0 for a phone on
 the network), waits up to ``--wait`` seconds for the first frame, then records ``--seconds``
-seconds (or until the stream pauses for ``--idle`` seconds) and writes a take every importer
+seconds of capture (or until the stream pauses for ``--idle`` seconds) and writes a take every importer
 reads (``.csv``: Live Link Face CSV; ``.npz``: our FLAME-style npz). ``send`` sends to ``--host``
 (default 127.0.0.1). Each prints one JSON line of counts.
 """
@@ -23,7 +23,9 @@ from ..errors import GaussianHeadsError
 from . import PROTOCOLS, default_port
 from .receiver import Receiver
 from .sender import send_sequence
-from .take import sequence_from_frames, take_duration
+from .take import sequence_from_frames
+
+GRACE_S = 0.25  # listen this much past the take's length for its last, late packets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +65,7 @@ def record(protocol: str, host: str, port: int, seconds: float, out: str, *,
                 last = now
             if first is None and now - t0 > wait:
                 break
-            if first is not None and (now - first >= seconds or (last and now - last > idle)):
+            if first is not None and (now - first >= seconds + GRACE_S or (last and now - last > idle)):
                 break
         frames = rx.stop_recording()
         stats = rx.stats.to_dict()
@@ -72,11 +74,10 @@ def record(protocol: str, host: str, port: int, seconds: float, out: str, *,
             f"no {PROTOCOLS[protocol][1]} frame arrived on {host}:{port} within {wait:g} s "
             f"({stats['received']} packets, {stats['malformed'] + stats['nonfinite']} malformed): is the "
             f"sender pointed at this machine and port, and does the firewall allow UDP {port}?")
-    t = frames[0].time if frames[0].time is not None else frames[0].received
-    frames = [f for f in frames if (f.time if f.time is not None else f.received) - t <= seconds + 1e-6]
     seq = sequence_from_frames(frames, source_format=f"live_{protocol}")
+    seq = seq.slice_seconds(0.0, seconds + 0.5 / seq.fps)  # the frames the take asked for
     written = write_any(seq, out)
-    return {"out": out, "frames": len(frames), "fps": seq.fps, "seconds": take_duration(frames),
+    return {"out": out, "take_frames": seq.n_frames, "fps": seq.fps, "seconds": seq.duration,
             "channels": seq.n_expr, "notes": list(written.notes), **stats}
 
 

@@ -77,7 +77,8 @@ class Decoder:
         sub = check_value("sub-frame", sub)
         if count < 1 or count > COUNT or len(packet) - pos != 4 * count:
             raise PacketError("malformed", f"{count} values in {len(packet) - pos} bytes")
-        floats = np.frombuffer(packet, ">f4", count, pos).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN warns on the cast
+            floats = np.frombuffer(packet, ">f4", count, pos).astype(np.float64)
         if not np.isfinite(floats).all():
             raise PacketError("nonfinite", "a value is NaN or infinite")
         for name, v in zip(ARKIT_NAMES, floats):

@@ -152,6 +152,11 @@ class Receiver:
     def recording(self) -> bool:
         return self._recording
 
+    @property
+    def n_recorded(self) -> int:
+        """Frames in the record buffer so far."""
+        return len(self._record)
+
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the socket (idempotent; the socket is closed even if the
         thread does not end within ``timeout``)."""

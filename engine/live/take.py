@@ -28,19 +28,15 @@ def frame_times(frames: list[LiveFrame]) -> np.ndarray:
 
 
 def grid_arrivals(times: np.ndarray, rate: float) -> np.ndarray:
-    """Arrival times ``[T]`` (sorted) placed on the sender's frame grid: each frame goes to the
-    nearest slot ``k / rate``; a late frame that collides with the next one moves back to the
-    slot before when that slot is free (a late packet followed by an on-time one), so network
-    jitter below a frame does not resample the values. Returns ``[T]`` seconds from the first."""
+    """Arrival times ``[T]`` (sorted) placed on the sender's frame grid, for protocols without
+    capture timestamps: each frame takes its nearest slot ``k / rate``, and since a packet can
+    arrive late but never before it was sent, frames that land on the same slot (a late packet,
+    or a burst after a stall) move back to the free slots before it. Network jitter below half a
+    frame thus leaves the values exactly as sent. Returns ``[T]`` seconds from the first slot."""
     k = np.rint((times - times[0]) * rate).astype(np.int64)
-    for i in range(1, k.size):
-        if k[i] <= k[i - 1]:
-            if i >= 2 and k[i - 1] - 1 > k[i - 2]:
-                k[i - 1] -= 1
-                k[i] = max(k[i], k[i - 1] + 1)
-            else:
-                k[i] = k[i - 1] + 1 if k[i] == k[i - 1] and i + 1 < k.size and k[i + 1] > k[i] + 1 else k[i]
-    return k / float(rate)
+    for i in range(k.size - 2, -1, -1):
+        k[i] = min(k[i], k[i + 1] - 1)
+    return (k - k[0]) / float(rate)
 
 
 def estimate_rate(frames: list[LiveFrame], times: np.ndarray) -> float:
@@ -142,10 +138,3 @@ def frames_from_sequence(seq: ParamSequence, *, start_time: float = 0.0) -> list
             time=float(times[t]), rate=seq.fps,
         ))
     return out
-
-
-def take_duration(frames: list[LiveFrame]) -> float:
-    """Seconds from the first to the last frame (0 for fewer than two)."""
-    t = frame_times(frames)
-    return float(t.max() - t.min()) if t.size > 1 and np.isfinite(t).all() else 0.0
-

@@ -18,7 +18,11 @@ decoder keeps the values between packets until ``Apply``. Other addresses (``/VM
 
 from __future__ import annotations
 
+import logging
+import os
+
 import numpy as np
+import pythonosc
 from pythonosc import osc_bundle_builder, osc_message_builder, osc_packet
 
 from ..animation.rotation import axis_angle_to_quat, quat_to_axis_angle
@@ -33,6 +37,20 @@ BONE_POS = "/VMC/Ext/Bone/Pos"
 TIME = "/VMC/Ext/T"
 OK = "/VMC/Ext/OK"
 BONES = {"Head": "head", "Neck": "neck", "LeftEye": "left", "RightEye": "right"}
+
+
+class _QuietOsc(logging.Filter):
+    """python-osc logs a root-logger warning for each odd bundle element or type tag; a sender
+    can produce thousands a second. We count such packets instead, so drop those records."""
+
+    folder = os.path.dirname(pythonosc.__file__)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.startswith(self.folder)
+
+
+if not any(isinstance(f, _QuietOsc) for f in logging.getLogger().filters):
+    logging.getLogger().addFilter(_QuietOsc())
 
 
 def _unity_to_ours(q) -> tuple[float, float, float]:
@@ -88,7 +106,7 @@ class Decoder:
                 raise PacketError("malformed", f"{BLEND_VAL} needs a name and a number")
             if len(self.pairs) >= MAX_CHANNELS:
                 raise PacketError("oversized", f"more than {MAX_CHANNELS} blendshapes before Apply")
-            self.pairs.append((params[0], params[1]))
+            self.pairs.append((params[0], check_value(params[0][:40], params[1])))
         elif address == BONE_POS:
             if len(params) != 8 or not isinstance(params[0], str) or not all(map(_is_number, params[1:])):
                 raise PacketError("malformed", f"{BONE_POS} needs a bone name and 7 numbers")

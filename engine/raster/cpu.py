@@ -36,11 +36,12 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math  # noqa: E402
-import threading  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
+
+from ..parallel import PARALLEL_LOCK  # noqa: E402
 
 from ..avatar.gaussian_set import GaussianSet  # noqa: E402
 from .camera import Camera  # noqa: E402
@@ -392,8 +393,8 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     depth = np.empty((inp.height, inp.width), np.float32)
     alpha = np.empty((inp.height, inp.width), np.float32)
     # One frame at a time: numba's fallback thread pool (where OpenMP is missing) is not safe for
-    # concurrent launches, and the per-Gaussian scratch arrays are reused between frames.
-    with _LOCK:
+    # concurrent launches (engine/parallel.py), and the per-Gaussian scratch arrays are reused.
+    with PARALLEL_LOCK:
         par, rgb, rect = _scratch(n)
         _project(inp.means, inp.quats, inp.log_scales, inp.opacity_logits, inp.sh, inp.sh_degree,
                  inp.world_to_cam, inp.campos, inp.fx, inp.fy, inp.cx, inp.cy, inp.near, inp.far,
@@ -407,7 +408,6 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     return RenderResult(rgba, depth, alpha)
 
 
-_LOCK = threading.Lock()
 _SCRATCH: list = []
 
 

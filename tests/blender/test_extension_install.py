@@ -24,7 +24,7 @@ from tests.blender.bpy_runner import REPO_ROOT, run_bpy
 
 ADDON = "bl_ext.user_default.gaussian_heads"
 BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
-                   "google.protobuf", "flatbuffers", "packaging")
+                   "google.protobuf", "flatbuffers", "packaging", "pythonosc")
 
 
 def blender_ext_cli() -> pathlib.Path:
@@ -63,7 +63,7 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
     wheels = sorted(n.split("/")[1] for n in names if n.startswith("wheels/") and n.endswith(".whl"))
     dists = {w.split("-")[0].lower() for w in wheels}
     assert dists == {"onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
-                     "flatbuffers", "protobuf", "packaging"}
+                     "flatbuffers", "protobuf", "packaging", "python_osc"}
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
     # Blender 4.2-5.0 embed CPython 3.11, 5.1-5.3 CPython 3.13: every compiled package is there

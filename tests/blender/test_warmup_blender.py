@@ -65,6 +65,7 @@ result["covered"] = float((pixels[:, 3] > 0.5).mean())
 result["stats"] = stats
 last = render_engine.last_stats
 result["last"] = [last.backend, last.n_gaussians, last.waited_s, last.text()]
+held.wait(timeout=600)  # the baked-blend kernel may still be compiling after the render
 result["held_done"] = [held.progress().done, held.progress().total]
 layout = Layout()
 panels._draw_status(layout)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-VERBS = ("head-model", "sample", "render", "anim", "bake", "bench")
+VERBS = ("head-model", "sample", "render", "anim", "bake", "bench", "live")
 
 
 def _engine(*args: str) -> subprocess.CompletedProcess:

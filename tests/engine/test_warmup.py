@@ -106,7 +106,7 @@ from engine.raster import cpu
 dispatchers = {{"lift_face": _kernels()[0], "lift_gaussian": _kernels()[1], "project": cpu._project,
                "depth_order": cpu._depth_order, "bin": cpu._bin, "rasterize": cpu._rasterize,
                "blend": blend_kernel._blend, "rotation_residual": blend_kernel.rotation_residual}}
-before = {{k: len(d.signatures) for k, d in dispatchers.items()}}
+before = {{k: len(d.signatures) for k, d in dispatchers.items()}}  # the warm-up ran in a child: none
 # what the add-on really does: sample and pose a built-in head, render it on the cpu, bake and blend
 from engine.avatar.builtin import BuiltinSource
 from engine.raster import render, look_at, Camera
@@ -124,8 +124,9 @@ for backend in ("int8", "float32"):
     fast.blend_backend = backend
     fast.pose(fast.neutral_params())
 after = {{k: len(d.signatures) for k, d in dispatchers.items()}}
+misses = {{k: sum(d.stats.cache_misses.values()) for k, d in dispatchers.items()}}  # compiled here
 files = sorted(f for _, _, fs in os.walk(os.environ["NUMBA_CACHE_DIR"]) for f in fs if f.endswith(".nbi"))
-print("@@" + json.dumps(dict(done=p.done, total=p.total, errors=p.errors, before=before, after=after,
+print("@@" + json.dumps(dict(done=p.done, total=p.total, errors=p.errors, before=before, after=after, misses=misses,
                              drawn=float(image.alpha.sum()), index=files)))
 """
 
@@ -140,8 +141,12 @@ def test_default_kernels_fill_an_empty_cache_with_the_signatures_the_add_on_uses
     assert out.returncode == 0, out.stderr[-4000:]
     r = json.loads(out.stdout.rsplit("@@", 1)[1])
     assert (r["done"], r["total"], r["errors"]) == (3, 3, [])
-    assert r["before"] == r["after"], "a kernel compiled a signature the warm-up missed"
-    assert min(r["before"].values()) >= 1 and r["before"]["blend"] == 2   # int8 and float32 tables
+    # The child compiled every kernel into the cache: this process compiled nothing itself,
+    # every signature the real work used came from the cache.
+    assert set(r["before"].values()) == {0}
+    assert all(r["after"][k] >= 1 for k in ("lift_face", "lift_gaussian", "project", "rasterize", "blend")), r["after"]
+    assert set(r["misses"].values()) == {0}, f"a kernel compiled a signature the warm-up missed: {r['misses']}"
+    assert r["after"]["blend"] == 2                                     # int8 and float32 tables
     assert r["drawn"] > 0
     for name in ("lift_kernel._face_loop", "lift_kernel._gaussian_loop", "cpu._project", "cpu._rasterize",
                  "blend_kernel._blend", "blend_kernel.rotation_residual"):

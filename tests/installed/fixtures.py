@@ -63,6 +63,12 @@ def make_takes(folder: pathlib.Path) -> dict[str, str]:
     takes["smirk_folder"] = folder / "smirk"
     _per_frame_folder(folder / "emoca", {"exp": 50, "pose": 6, "shape": 100})
     takes["emoca_folder"] = folder / "emoca"
+    bare = folder / "flame_arrays"  # stacked [T, 100] expression + [T, 15] pose, no sub-folders
+    bare.mkdir(parents=True)
+    rng = np.random.default_rng(6)
+    np.save(bare / "exp.npy", (0.5 * rng.normal(size=(6, 100))).astype(np.float32))
+    np.save(bare / "pose.npy", (0.05 * rng.normal(size=(6, 15))).astype(np.float32))
+    takes["flame_arrays"] = bare
     live_link = SAMPLES / "livelinkface_take.csv"
     shutil.copy(live_link, folder / "livelinkface_take.csv")
     takes["live_link_face_csv"] = folder / "livelinkface_take.csv"

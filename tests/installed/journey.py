@@ -245,6 +245,49 @@ def phase_run(args) -> dict:
     run_op(bpy.ops.gaussian_heads.build_gallery, size=48)
     timings["gallery_2"] = time.perf_counter() - t
 
+    # Live capture: 1 s replayed by the installed engine's own sender over loopback (VMC, i.e.
+    # the bundled python-osc), driving the sliders through the timer callback and recorded as keys.
+    import threading
+    live_ops = importlib.import_module(f"{ADDON}.operators.live")
+    live_sender = importlib.import_module(f"{ADDON}.engine.live.sender")
+    anim = importlib.import_module(f"{ADDON}.engine.animation")
+    live = scene.gaussian_heads_live
+    live.protocol, live.host, live.port, live.target = 'VMC', "127.0.0.1", 0, avatar.name
+    run_op(bpy.ops.gaussian_heads.live_start)
+    run_op(bpy.ops.gaussian_heads.live_record)
+    record_from = scene.frame_current
+    ramp = np.linspace(0.0, 1.0, 61, dtype=np.float32)
+    take = anim.ParamSequence.zeros(61, ("jawOpen", "eyeBlinkLeft"), fps=60.0, space="arkit")
+    take = take.replace(expr=np.stack([ramp, 1.0 - ramp], 1))
+    sender = threading.Thread(target=live_sender.send_sequence,
+                              args=(take, "vmc", "127.0.0.1", live_ops.session().receiver.port),
+                              kwargs={"max_seconds": 3.0})
+    sender.start()
+    deadline, slider_values = time.perf_counter() + 8.0, set()
+    while (sender.is_alive() or live_ops.session().receiver.stats.frames < 61) and time.perf_counter() < deadline:
+        live_ops.tick()  # what the bpy.app.timers timer runs (no event loop here)
+        slider_values.add(round(props.expr[names.index("jawOpen")].value, 4))
+        time.sleep(1 / 120)
+    sender.join(5.0)
+    live_ops.tick()
+    stats = live_ops.session().receiver.stats.to_dict()
+    run_op(bpy.ops.gaussian_heads.live_record_stop)
+    run_op(bpy.ops.gaussian_heads.live_stop)
+    check(live_ops.session() is None, "Stop Live left a session running")
+    fc = importlib.import_module(f"{ADDON}.operators.keyframes").find_fcurve(
+        avatar, f"gaussian_heads.expr[{names.index('jawOpen')}].value")
+    check(fc is not None, "the live take wrote no jawOpen curve")
+    co = np.empty(2 * len(fc.keyframe_points), np.float32)
+    fc.keyframe_points.foreach_get("co", co)
+    co = co.reshape(-1, 2)
+    fps = scene.render.fps / scene.render.fps_base
+    check(len(co) == int(np.floor(fps + 1e-6)) + 1, f"{len(co)} live keys for 1 s at {fps:g} fps")
+    check(co[0, 0] == record_from and abs(co[0, 1]) < 1e-4 and abs(co[-1, 1] - 1.0) < 1e-4,
+          f"live keys do not match the ramp: {co[[0, -1]].tolist()}")
+    check(len(slider_values) > 5, "the slider did not follow the live stream")
+    out["live"] = {"frames": stats["frames"], "malformed": stats["malformed"], "keys": len(co),
+                   "slider_values_seen": len(slider_values)}
+
     # Save, with the F12 image the reload must reproduce.
     final = render_still(scene, work / "f12_saved.png", 3)
     out["final_alpha_max"] = float(final[..., 3].max())

@@ -2,7 +2,9 @@
 
 Detection order for a path:
   folder: transforms*.json inside -> NeRF-style export; per-frame exp.npy + jawpose.npy -> SMIRK;
-          exp.npy + pose.npy -> EMOCA; a single flame_param.npz inside -> that file.
+          top-level exp.npy/expr.npy + pose.npy [T, 15] -> bare FLAME arrays;
+          exp.npy + pose.npy (per-frame sub-folders, or stacked [T, 6]) -> EMOCA;
+          a single flame_param.npz inside -> that file.
   .npz:   FLAME parameter keys (flame_param.npz, tracked_flame_params*.npz, our own files).
   .json:  transforms*.json (with "frames") -> NeRF-style export; else named channels / Audio2Face.
   .csv/.txt: header starting Timecode,BlendShapeCount -> Live Link Face; else named-channel CSV.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from ...errors import InputFileError
 from ..sequence import ParamSequence
 from .csv_stream import read_header
+from .flame_arrays import is_flame_arrays_folder, read_flame_arrays
 from .flame_npz import read_flame_npz, write_flame_npz
 from .livelink import is_live_link_header, read_live_link_csv, write_live_link_csv
 from .named import read_named_csv, read_named_json
@@ -24,7 +27,7 @@ from .nerf_folder import read_nerf_folder, transforms_files
 from .per_frame_folders import is_emoca_folder, is_smirk_folder, read_emoca_folder, read_smirk_folder
 
 FORMATS: tuple[str, ...] = (
-    "flame_param_npz", "vhap_tracked_npz", "nerf_export", "smirk_folder", "emoca_folder",
+    "flame_param_npz", "vhap_tracked_npz", "nerf_export", "smirk_folder", "flame_arrays", "emoca_folder",
     "live_link_face_csv", "named_csv", "named_json", "audio2face_json",
 )
 WRITE_FORMATS: tuple[str, ...] = ("npz", "live_link_csv")
@@ -38,12 +41,14 @@ def detect_format(path: str | os.PathLike) -> str:
             return "nerf_export"
         if is_smirk_folder(path):
             return "smirk_folder"
+        if is_flame_arrays_folder(path):
+            return "flame_arrays"
         if is_emoca_folder(path):
             return "emoca_folder"
         npz = [f for f in os.listdir(path) if f.endswith(".npz") and (f.startswith("flame_param") or f.startswith("tracked_flame_params"))]
         if len(npz) == 1:
             return detect_format(os.path.join(path, npz[0]))
-        raise InputFileError(path, "is a folder but holds no recognised animation (transforms*.json, SMIRK or EMOCA per-frame .npy, flame_param.npz)")
+        raise InputFileError(path, "is a folder but holds no recognised animation (transforms*.json, SMIRK or EMOCA per-frame .npy, exp.npy + pose.npy FLAME arrays, flame_param.npz)")
     if not os.path.exists(path):
         raise InputFileError(path, "no such file or folder")
     if os.path.getsize(path) == 0:
@@ -84,6 +89,8 @@ def read_any(path: str | os.PathLike) -> ParamSequence:
         return read_nerf_folder(path)
     if fmt == "smirk_folder":
         return read_smirk_folder(path)
+    if fmt == "flame_arrays":
+        return read_flame_arrays(path)
     if fmt == "emoca_folder":
         return read_emoca_folder(path)
     if fmt == "live_link_face_csv":

@@ -1,0 +1,190 @@
+"""Import and export Gaussian splat files (PLY, SPZ, .splat) on every supported Blender.
+
+Import: File > Import > Gaussian Splats, and drag-and-drop (a FileHandler). Each file becomes a
+static splat object (``splat_data``: Blender 5.3's attribute layout). Every file is read before
+anything is added, so a bad file leaves the scene untouched. Blender 5.3's own PLY/SPZ importers
+stay where they are; this one adds ``.splat`` and Blenders before 5.3.
+Export: File > Export > Gaussian Splats, for the active splat object or avatar (the avatar posed
+at the current frame, the way Export Gaussian PLY poses it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+from bpy.props import CollectionProperty, EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..engine.errors import GaussianHeadsError
+from .. import splat_data
+
+IMPORT_GLOB = "*.ply;*.spz;*.splat"
+SPACE_ITEMS = (('LOCAL', "Local", "The avatar's head-model frame (+Y up), or the splat object's own space"),
+               ('WORLD', "World", "Blender world space, with the object's transform"))
+
+
+def export_gaussians(obj, depsgraph, space: str):
+    """The Gaussians ``obj`` (an avatar or splat object) shows now, in ``space``."""
+    from ..engine.avatar.frames import MODEL_TO_BLENDER
+    from ..render_engine import head_params
+    from . import storage
+
+    evaluated = obj.evaluated_get(depsgraph)
+    matrix = np.array(evaluated.matrix_world, np.float64)
+    if obj.gaussian_heads.is_avatar:
+        identity = storage.load_identity(evaluated)
+        gaussians = identity.pose(head_params(evaluated, identity))
+        matrix = matrix @ MODEL_TO_BLENDER
+    elif splat_data.is_splat_object(evaluated):
+        gaussians = splat_data.read_gaussians(evaluated.data)
+    else:
+        raise GaussianHeadsError(f"'{obj.name}' is neither a Gaussian head avatar nor a splat object")
+    return gaussians.transformed(matrix) if space == 'WORLD' else gaussians
+
+
+class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
+    """Import Gaussian splat files (3DGS PLY, Niantic SPZ, antimatter15 .splat) as splat objects"""
+
+    bl_idname = "gaussian_heads.import_splats"
+    bl_label = "Import Gaussian Splats"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    filter_glob: StringProperty(default=IMPORT_GLOB, options={'HIDDEN'})
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={'HIDDEN', 'SKIP_SAVE'})
+    directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != 'OBJECT':
+            cls.poll_message_set("Switch to Object Mode first")
+            return False
+        return context.scene is not None
+
+    def invoke(self, context, event):
+        if self.directory and len(self.files):   # drag-and-drop: the files are known
+            return self.execute(context)
+        return ImportHelper.invoke(self, context, event)
+
+    def paths(self) -> list[str]:
+        if self.directory and len(self.files):
+            return [os.path.join(self.directory, f.name) for f in self.files if f.name]
+        return [self.filepath] if self.filepath else []
+
+    def execute(self, context):
+        from ..engine.io import read_splats
+
+        paths = self.paths()
+        if not paths:
+            self.report({'ERROR'}, "Choose a splat file to import")
+            return {'CANCELLED'}
+        try:
+            loaded = [(p, read_splats(p)) for p in paths]   # all files first: nothing half-imported
+        except GaussianHeadsError as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        made = []
+        try:
+            for path, gaussians in loaded:
+                name = os.path.splitext(os.path.basename(path))[0] or "Splats"
+                made.append(splat_data.create_splat_object(name, gaussians, context.collection))
+        except GaussianHeadsError as exc:
+            for obj in made:
+                splat_data.remove_splat_object(obj)
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        for other in context.selected_objects:
+            other.select_set(False)
+        for obj in made:
+            obj.select_set(True)
+        context.view_layer.objects.active = made[-1]
+        total = sum(len(g) for _, g in loaded)
+        self.report({'INFO'}, f"Imported {total:,} Gaussians from {len(loaded)} file(s)")
+        return {'FINISHED'}
+
+
+class GAUSSIAN_HEADS_OT_export_splats(bpy.types.Operator, ExportHelper):
+    """Write the active splat object, or avatar posed at the current frame, as PLY or SPZ"""
+
+    bl_idname = "gaussian_heads.export_splats"
+    bl_label = "Export Gaussian Splats"
+    bl_options = {'REGISTER'}
+
+    filename_ext = ".ply"
+    filter_glob: StringProperty(default="*.ply;*.spz", options={'HIDDEN'})
+    file_format: EnumProperty(
+        name="Format",
+        items=(('PLY', "3DGS PLY", "The INRIA 3D Gaussian Splatting PLY (exact, any SH degree)"),
+               ('SPZ', "SPZ", "Niantic's compressed format (version 3, about 10x smaller, quantised)")),
+        default='PLY')
+    space: EnumProperty(name="Space", items=SPACE_ITEMS, default='LOCAL')
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None:
+            cls.poll_message_set("Select a Gaussian head avatar or splat object")
+            return False
+        if not (obj.gaussian_heads.is_avatar or splat_data.is_splat_object(obj)):
+            cls.poll_message_set(f"'{obj.name}' is neither a Gaussian head avatar nor a splat object")
+            return False
+        return True
+
+    def check(self, context):
+        self.filename_ext = "." + self.file_format.lower()
+        return ExportHelper.check(self, context)
+
+    def execute(self, context):
+        from ..engine.io import write_splats
+
+        self.filename_ext = "." + self.file_format.lower()
+        if not self.filepath:
+            self.report({'ERROR'}, "Choose a file to write")
+            return {'CANCELLED'}
+        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), self.filename_ext)
+        try:
+            gaussians = export_gaussians(context.active_object, context.evaluated_depsgraph_get(), self.space)
+            write_splats(path, gaussians, self.file_format.lower())
+        except GaussianHeadsError as exc:
+            self.report({'ERROR'}, str(exc))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"Wrote {len(gaussians):,} Gaussians to {path}")
+        return {'FINISHED'}
+
+
+class GAUSSIAN_HEADS_FH_splats(bpy.types.FileHandler):
+    """Drag-and-drop of splat files into the 3D viewport or outliner."""
+
+    bl_idname = "GAUSSIAN_HEADS_FH_splats"
+    bl_label = "Gaussian Splats"
+    bl_import_operator = GAUSSIAN_HEADS_OT_import_splats.bl_idname
+    bl_file_extensions = ".ply;.spz;.splat"
+
+    @classmethod
+    def poll_drop(cls, context):
+        return context.area is not None and context.area.type in {'VIEW_3D', 'OUTLINER'}
+
+
+def _menu_import(self, context):
+    self.layout.operator(GAUSSIAN_HEADS_OT_import_splats.bl_idname, text="Gaussian Splats (.ply/.spz/.splat)")
+
+
+def _menu_export(self, context):
+    self.layout.operator(GAUSSIAN_HEADS_OT_export_splats.bl_idname, text="Gaussian Splats (.ply/.spz)")
+
+
+classes = (GAUSSIAN_HEADS_OT_import_splats, GAUSSIAN_HEADS_OT_export_splats, GAUSSIAN_HEADS_FH_splats)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register():
+    _register()
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(_menu_export)
+
+
+def unregister():
+    bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
+    _unregister()
