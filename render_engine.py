@@ -391,7 +391,12 @@ def _draw_text(lines, region_height):
     """Draw ``lines`` at the region's top left, below Blender's own view text (blf; drawn for
     real into an offscreen buffer by the installed tier on Blender 5.3, tests/installed)."""
     import blf
+    import gpu
 
+    try:
+        gpu.platform.backend_type_get()
+    except SystemError:  # background mode without gpu.init(): blf would crash, not raise
+        return
     scale = bpy.context.preferences.system.ui_scale or 1.0  # 0 in background mode
     font = 0
     blf.size(font, 12.0 * scale)

@@ -25,6 +25,26 @@ SPACE_ITEMS = (('LOCAL', "Local", "The avatar's head-model frame (+Y up), or the
                ('WORLD', "World", "Blender world space, with the object's transform"))
 
 
+def read_for_blender(path: str):
+    """A splat file's Gaussians in the frame Blender 5.3's own importers give them (.spz: Z-up)."""
+    from ..engine.io import detect_format
+    from ..engine.io.spz import BLENDER_FROM_RDF
+
+    fmt = detect_format(path)
+    gaussians = fmt.read(path)
+    return gaussians.transformed(BLENDER_FROM_RDF) if fmt.name == "spz" else gaussians
+
+
+def write_from_blender(path: str, gaussians, name: str):
+    """Write Blender-frame Gaussians so that Blender 5.3's importer reads them back in place."""
+    from ..engine.io import write_splats
+    from ..engine.io.spz import BLENDER_FROM_RDF
+
+    if name == "spz":
+        gaussians = gaussians.transformed(BLENDER_FROM_RDF.T)
+    write_splats(path, gaussians, name)
+
+
 def export_gaussians(obj, depsgraph, space: str):
     """The Gaussians ``obj`` (an avatar or splat object) shows now, in ``space``."""
     from ..engine.avatar.frames import MODEL_TO_BLENDER
@@ -73,14 +93,12 @@ class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
         return [self.filepath] if self.filepath else []
 
     def execute(self, context):
-        from ..engine.io import read_splats
-
         paths = self.paths()
         if not paths:
             self.report({'ERROR'}, "Choose a splat file to import")
             return {'CANCELLED'}
         try:
-            loaded = [(p, read_splats(p)) for p in paths]   # all files first: nothing half-imported
+            loaded = [(p, read_for_blender(p)) for p in paths]   # all files first: nothing half-imported
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
@@ -136,8 +154,6 @@ class GAUSSIAN_HEADS_OT_export_splats(bpy.types.Operator, ExportHelper):
         return ExportHelper.check(self, context)
 
     def execute(self, context):
-        from ..engine.io import write_splats
-
         self.filename_ext = "." + self.file_format.lower()
         if not self.filepath:
             self.report({'ERROR'}, "Choose a file to write")
@@ -145,7 +161,7 @@ class GAUSSIAN_HEADS_OT_export_splats(bpy.types.Operator, ExportHelper):
         path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), self.filename_ext)
         try:
             gaussians = export_gaussians(context.active_object, context.evaluated_depsgraph_get(), self.space)
-            write_splats(path, gaussians, self.file_format.lower())
+            write_from_blender(path, gaussians, self.file_format.lower())
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}

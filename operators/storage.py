@@ -190,6 +190,7 @@ def _display_attributes(pointcloud, identity, n: int) -> None:
     _write_attribute(pointcloud, "Col", 'FLOAT_COLOR', colour)
     if "Col" in pointcloud.color_attributes:
         pointcloud.color_attributes.active = pointcloud.color_attributes["Col"]
+    pointcloud.update_tag()  # positions changed: bounds (Frame Selected) and Solid view follow
 
 
 def write_arrays(pointcloud, arrays: dict, n: int, prefix: str = "") -> dict:

@@ -77,6 +77,11 @@ def gh():
 
     storage = import_module(f"{ADDON_MODULE}.operators.storage")
     storage.clear_cache()
+    # The kernel warm-up (a child process) starts at enable; tests of other features start from
+    # its end, as a user does after the first seconds (tests/blender/test_warmup_blender.py tests it).
+    warmup = import_module(f"{ADDON_MODULE}.engine.warmup").current()
+    if warmup is not None:
+        warmup.wait(timeout=600)
     yield module
 
 

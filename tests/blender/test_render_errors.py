@@ -94,7 +94,9 @@ def _viewport_engine(helpers, monkeypatch):
     cam_inv = np.array(cam.matrix_world.inverted(), np.float64)
     window = np.array(cam.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=160, y=120), np.float64)
     context = types.SimpleNamespace(region=types.SimpleNamespace(width=160, height=120),
-                                    region_data=types.SimpleNamespace(view_matrix=cam_inv, window_matrix=window))
+                                    region_data=types.SimpleNamespace(view_matrix=cam_inv, window_matrix=window,
+                                                                      view_perspective="PERSP"),
+                                    space_data=types.SimpleNamespace(use_render_border=False))
     return render_engine.GaussianHeadsRenderEngine, engine, context, drawn
 
 

@@ -133,7 +133,9 @@ def test_engine_view_update_and_view_draw_up_to_the_gpu_call(gh, helpers, avatar
 
     view, window = _view_of_camera(cam, scene, 120, 80)
     context = types.SimpleNamespace(region=types.SimpleNamespace(width=120, height=80),
-                                    region_data=types.SimpleNamespace(view_matrix=view, window_matrix=window))
+                                    region_data=types.SimpleNamespace(view_matrix=view, window_matrix=window,
+                                                                      view_perspective="PERSP"),
+                                    space_data=types.SimpleNamespace(use_render_border=False))
     cls.view_draw(engine, context, depsgraph)
     frame, w, h = drawn[-1]
     assert (frame.width, frame.height, w, h) == (30, 20, 120, 80) and engine.scheduled == 1

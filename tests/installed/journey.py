@@ -288,6 +288,41 @@ def phase_run(args) -> dict:
     out["live"] = {"frames": stats["frames"], "malformed": stats["malformed"], "keys": len(co),
                    "slider_values_seen": len(slider_values)}
 
+    # Splat files: the installed engine's own writers make a small .splat, .spz and .ply; each is
+    # imported (Blender 5.3's attribute names on every version), one is exported back as SPZ,
+    # then the splat objects are removed (the saved file stays as before).
+    t = time.perf_counter()
+    splat_io = importlib.import_module(f"{ADDON}.engine.io")
+    GaussianSet = importlib.import_module(f"{ADDON}.engine.avatar.gaussian_set").GaussianSet
+    rng = np.random.default_rng(0)
+    quats = rng.normal(size=(200, 4))
+    cloud = GaussianSet(rng.normal(0, 0.05, (200, 3)) + [0.5, 0.0, 0.0], np.full((200, 3), -5.0),
+                        quats / np.linalg.norm(quats, axis=1, keepdims=True), np.full(200, 2.0),
+                        rng.uniform(-0.5, 0.5, (200, 4, 3)))
+    splats, imported = {}, []
+    for ext in ("splat", "spz", "ply"):
+        splat_io.write_splats(work / f"cloud.{ext}", cloud)
+        run_op(bpy.ops.gaussian_heads.import_splats, filepath=str(work / f"cloud.{ext}"))
+        obj = bpy.context.active_object
+        types = {a.name: a.data_type for a in obj.data.attributes}
+        check(obj is not avatar and obj.type == 'POINTCLOUD' and len(obj.data.points) == 200,
+              f"import of cloud.{ext} made no 200-point splat object")
+        check(types.get("position") == 'FLOAT_VECTOR' and types.get("scale") == 'FLOAT_VECTOR'
+              and types.get("rotation") == 'QUATERNION' and types.get("radiance:base") in ('FLOAT4', 'FLOAT_COLOR'),
+              f"cloud.{ext}: not Blender 5.3's splat attributes: {types}")
+        splats[ext] = {"base": types["radiance:base"], "sh_attrs": sum(k.startswith("radiance:sh_") for k in types),
+                       "type": getattr(obj.data, "type", None)}
+        imported.append(obj)
+    run_op(bpy.ops.gaussian_heads.export_splats, filepath=str(work / "cloud_out.spz"), file_format='SPZ')
+    splats["export_spz_points"] = len(splat_io.read_splats(work / "cloud_out.spz"))
+    check(splats["export_spz_points"] == 200, "the exported SPZ does not hold the 200 splats")
+    for obj in imported:
+        bpy.data.objects.remove(obj)
+    bpy.context.view_layer.objects.active = avatar
+    avatar.select_set(True)
+    timings["splats"] = time.perf_counter() - t
+    out["splats"] = splats
+
     # Save, with the F12 image the reload must reproduce.
     final = render_still(scene, work / "f12_saved.png", 3)
     out["final_alpha_max"] = float(final[..., 3].max())

@@ -103,7 +103,11 @@ def read_flame_arrays(path: str | os.PathLike) -> ParamSequence:
             raise InputFileError(tpath, f"has {translation.shape[0]} frames; {exprs[0]} has {T}")
     shape = None
     if os.path.isfile(os.path.join(path, "shape.npy")):
-        shape = _stacked(os.path.join(path, "shape.npy"), "the shape array", None)[0]
+        shape_path = os.path.join(path, "shape.npy")
+        shape = _stacked(shape_path, "the shape array", None)
+        if shape.shape[0] == 0 or shape.shape[1] == 0:
+            raise InputFileError(shape_path, f"the shape array has shape {shape.shape}; expected [S] or [T, S]")
+        shape = shape[0]
     try:
         return ParamSequence(
             fps=DEFAULT_FPS, expr_names=tuple(flame_expr_name(i) for i in range(expr.shape[1])), expr=expr,
