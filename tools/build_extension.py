@@ -27,7 +27,7 @@ Steps:
 4. Build with Blender's own extension CLI (``blender_ext.py build --split-platforms``, with
    Blender's list of valid tags) into ``dist/`` and run ``blender_ext.py validate`` on every zip.
 
-Bundled (Blender lacks them): onnxruntime, scipy, numba, llvmlite, plyfile, safetensors and their
+Bundled (Blender lacks them): onnxruntime, scipy, numba, llvmlite, safetensors and their
 run-time dependencies (flatbuffers, protobuf, packaging). numpy is not bundled: Blender ships it,
 and the oldest Blender we support (4.2 LTS) ships numpy 1.24.3, so every bundled wheel must
 accept it (scipy is pinned to 1.15.3 for that; step 2 checks it). torch and gsplat are not
@@ -133,7 +133,7 @@ def provided_by_blender(blender_version_min: str) -> dict[str, Version]:
 # What the extension bundles. Versions come from requirements.txt where it pins the package;
 # EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
 # development environment resolved, so tests ran against exactly these).
-BUNDLED = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+BUNDLED = ("onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
            "flatbuffers", "protobuf", "packaging", "python-osc")
 EXTRA_PINS = {"flatbuffers": "25.12.19", "protobuf": "7.36.2"}
 

@@ -7,6 +7,11 @@ carries its index in ``tongueOut`` (k / 4096, exact in every protocol), so laten
 from the moment the sender sent that frame to the moment its values reached the sliders.
 Reported per protocol: latency median/p99, frames sent / decoded / applied, lost (never
 decoded), superseded (replaced before a tick took them), and the tick's cost (wall and CPU).
+
+``--viewport`` adds what the artist sees: every tick also poses a built-in avatar
+(``--gaussians``, 65,536 by default) from the sliders and renders the viewport frame the render
+engine would draw (``ViewportRenderer`` at 1280x720 and the default interactive scale 0.5), so
+the figure is live frames per second on screen and packet-to-pixels latency.
 """
 
 from __future__ import annotations
@@ -42,7 +47,34 @@ def _frames(n: int, rate: float) -> list[LiveFrame]:
     return out
 
 
-def bench_protocol(name: str, seconds: float, rate: float, tick_s: float = 1 / 60) -> dict:
+class _ViewportStep:
+    """Slider values -> posed built-in avatar -> the viewport frame (1280x720 region, scale 0.5)."""
+
+    def __init__(self, n_gaussians: int, width: int = 1280, height: int = 720, scale: float = 0.5):
+        from ..avatar.builtin import BuiltinSamplerConfig, BuiltinSource
+        from ..avatar.frames import MODEL_TO_BLENDER
+        from ..scene_render import ViewportRenderer, params_from_channels
+
+        self.identity = BuiltinSource(config=BuiltinSamplerConfig(n_gaussians=n_gaussians)).sample(3)
+        self.params_from_channels, self.to_blender = params_from_channels, MODEL_TO_BLENDER
+        self.renderer = ViewportRenderer()
+        self.size, self.scale = (width, height), scale
+        # a camera 0.9 m in front of the face (Blender: the face looks down -Y), 50 mm lens
+        self.view = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, -0.9], [0, 0, 0, 1]], np.float64)
+        f, aspect, near, far = 50 / 18.0, width / height, 0.1, 100.0
+        self.window = np.array([[f, 0, 0, 0], [0, f * aspect, 0, 0],
+                                [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+                                [0, 0, -1, 0]], np.float64)
+
+    def __call__(self, pose) -> None:
+        z3 = np.zeros(3, np.float32)
+        params = self.params_from_channels(self.identity.model, ARKIT_NAMES, pose.expr, pose.jaw, pose.neck,
+                                           pose.head_rot, pose.eyes, z3, self.identity.shape)
+        self.renderer.set_gaussians(self.identity.pose(params).transformed(self.to_blender))
+        self.renderer.frame_pixels(*self.size, self.view, self.window, scale=self.scale)
+
+
+def bench_protocol(name: str, seconds: float, rate: float, tick_s: float = 1 / 60, viewport=None) -> dict:
     frames = _frames(int(seconds * rate), rate)
     target = TargetSpec(ARKIT_NAMES, "arkit")
     drive = LiveDrive(target)
@@ -68,6 +100,8 @@ def bench_protocol(name: str, seconds: float, rate: float, tick_s: float = 1 / 6
                 continue
             pose = drive.step(frame)
             sliders[:] = pose.expr
+            if viewport is not None:
+                viewport(pose)
             w1 = time.perf_counter()
             tick_wall.append(w1 - w0)
             tick_cpu.append(time.thread_time() - c0)
@@ -89,6 +123,10 @@ def bench_protocol(name: str, seconds: float, rate: float, tick_s: float = 1 / 6
         "malformed": stats["malformed"] + stats["nonfinite"] + stats["oversized"],
         "tick_wall_ms_median": pct(np.array(tick_wall) * 1e3, 50), "tick_wall_ms_p99": pct(np.array(tick_wall) * 1e3, 99),
         "tick_cpu_ms_median": pct(np.array(tick_cpu) * 1e3, 50),
+        "viewport": None if viewport is None else {
+            "gaussians": len(viewport.identity.canonical.offsets), "region": list(viewport.size),
+            "scale": viewport.scale, "frames_drawn": len(tick_wall),
+            "fps": round(len(tick_wall) / max(seconds, 1e-9), 1)},
     }
 
 
@@ -97,12 +135,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="protocol(s) to measure (default: all)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each stream")
     parser.add_argument("--rate", type=float, default=60.0, help="packets per second")
+    parser.add_argument("--viewport", action="store_true",
+                        help="also pose a built-in avatar and render the viewport frame every tick")
+    parser.add_argument("--gaussians", type=int, default=65536, help="avatar size for --viewport")
 
 
 def run(args: argparse.Namespace) -> int:
+    viewport = _ViewportStep(args.gaussians) if args.viewport else None
+    if viewport is not None:
+        from ..raster import cpu
+        cpu.warm_up()
+        viewport(LiveDrive(TargetSpec(ARKIT_NAMES, "arkit")).step(_frames(1, args.rate)[0]))  # compile, cache
     for name in args.protocol or sorted(PROTOCOLS):
         c0 = time.process_time()
-        result = bench_protocol(name, args.seconds, args.rate)
+        result = bench_protocol(name, args.seconds, args.rate, viewport=viewport)
         result["process_cpu_s"] = round(time.process_time() - c0, 3)
         result["loadavg_1m"] = round(os.getloadavg()[0], 2)
         print(json.dumps(result), flush=True)

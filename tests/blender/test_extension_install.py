@@ -23,7 +23,7 @@ import pytest
 from tests.blender.bpy_runner import REPO_ROOT, run_bpy
 
 ADDON = "bl_ext.user_default.gaussian_heads"
-BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
                    "google.protobuf", "flatbuffers", "packaging", "pythonosc")
 
 
@@ -62,7 +62,7 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     wheels = sorted(n.split("/")[1] for n in names if n.startswith("wheels/") and n.endswith(".whl"))
     dists = {w.split("-")[0].lower() for w in wheels}
-    assert dists == {"onnxruntime", "scipy", "numba", "llvmlite", "plyfile", "safetensors",
+    assert dists == {"onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
                      "flatbuffers", "protobuf", "packaging", "python_osc"}
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels

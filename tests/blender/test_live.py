@@ -166,3 +166,31 @@ def test_file_load_stops_the_session(gh):
     assert live.session() is None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((HOST, port))
+
+
+def test_ifacialmocap_take_drives_sliders_and_records_on_the_arrival_clock(gh):
+    """iFacialMocap packets carry no capture time: frames are placed by arrival, so the recorded
+    keys follow the take within a frame's worth of motion (not bit-exactly as with timestamps)."""
+    live = addon("operators.live")
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_current = 1
+    obj = _arkit_avatar()
+    port = _start("ifacialmocap", obj)
+    assert bpy.ops.gaussian_heads.live_record() == {'FINISHED'}
+    seq = _take()
+    th = _replay(seq, "ifacialmocap", port)
+    _tick_while(live, th.is_alive, 10.0)
+    th.join(5)
+    _tick_while(live, lambda: live.session().receiver.stats.frames < seq.n_frames, 1.0)
+    live.tick()
+    assert bpy.ops.gaussian_heads.live_record_stop() == {'FINISHED'}
+    assert bpy.ops.gaussian_heads.live_stop() == {'FINISHED'}
+    want = seq.resample(30.0)
+    for name in ("jawOpen", "mouthSmileRight"):
+        keys = _keys(obj, f"gaussian_heads.expr[{ARKIT_NAMES.index(name)}].value")
+        assert abs(len(keys) - want.n_frames) <= 2, (len(keys), want.n_frames)
+        np.testing.assert_allclose(keys[:, 0], 1 + np.arange(len(keys)))   # contiguous frames
+        source = np.interp((keys[:, 0] - 1) / 30.0, np.arange(seq.n_frames) / seq.fps, seq.channel(name))
+        error = np.abs(keys[:, 1] - source)
+        assert np.median(error) < 0.02 and error.max() < 0.1, (np.median(error), error.max())

@@ -154,3 +154,17 @@ def test_arrival_times_snap_to_the_frame_grid():
     """Late packets (up to a frame) and bursts go back to their own slots."""
     jittered = (np.arange(10) + np.array([0, 0.3, -0.2, 0.9, 1.0, 0.1, 0, 0, 0.95, 0])) / 60.0
     np.testing.assert_allclose(grid_arrivals(np.sort(jittered), 60.0) * 60.0, np.arange(10))
+
+
+def test_bench_live_runs_over_loopback_with_the_viewport_step(capsys):
+    """The benchmark (loopback only, bounded): every frame decoded, latency and the viewport's
+    live frame rate reported (a small avatar keeps it quick)."""
+    import json
+
+    from engine.__main__ import main
+
+    assert main(["bench", "live", "--protocol", "livelink", "--seconds", "1", "--viewport", "--gaussians", "2000"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["lost"] == 0 and result["decoded"] == result["sent"] == 60
+    assert result["latency_ms_median"] is not None and result["latency_ms_median"] > 0
+    assert result["viewport"]["gaussians"] == 2000 and result["viewport"]["frames_drawn"] > 0

@@ -87,7 +87,7 @@ def import_report() -> dict:
     """Where the bundled modules come from; which development-only modules import."""
     site = pathlib.Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions" / ".local"
     where = {}
-    for name in ("scipy", "numba", "llvmlite", "onnxruntime", "plyfile", "safetensors"):
+    for name in ("scipy", "numba", "llvmlite", "onnxruntime", "safetensors"):
         mod = importlib.import_module(name)
         where[name] = pathlib.Path(mod.__file__).resolve().is_relative_to(site.resolve())
     absent = {}
