@@ -235,7 +235,13 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
             return
         self.update_progress(0.4)
         self.update_stats("", f"Gaussian Heads: rasterizing {len(gaussians):,} Gaussians")
-        frame = render_gaussians(gaussians, camera, w, h, render_settings(scene), world_background(scene))
+        settings = render_settings(scene)
+        from .engine.raster import gsplat_backend, resolve_backend
+
+        if resolve_backend(settings.backend) == "gsplat" and not gsplat_backend.ready():
+            # F12 runs in Blender's render thread, not the UI's: the first use builds here, visibly
+            self._show("Gaussian Heads: gsplat is compiling its CUDA kernels (first use: minutes)")
+        frame = render_gaussians(gaussians, camera, w, h, settings, world_background(scene))
         self._write_result(rect, frame.rgba, frame.depth)
         self.update_progress(1.0)
         global last_stats
@@ -317,6 +323,13 @@ class GaussianHeadsRenderEngine(bpy.types.RenderEngine):
         if frame is not None:
             _draw_pixels(self, scene, frame, region.width, region.height)
         lines = error_text.overlay_lines(self._viewport_error, region.width)
+        from .engine.raster import gsplat_backend
+
+        building = gsplat_backend.build_status()
+        if building:  # gsplat's first CUDA build runs in the background; the CPU draws meanwhile
+            lines = [*lines, *error_text.overlay_lines(building, region.width)]
+            if not building.startswith("gsplat could not"):
+                wants_refine = True  # redraw until it is ready, then the GPU takes over
         if lines:  # an error is drawn over the view, never a silently blank viewport
             _draw_text(lines, region.height)
         if wants_refine:

@@ -14,6 +14,9 @@ move between versions. POINT-domain attributes, N points:
 plus, for Solid view on every version, ``radius`` (display size) and ``Col`` (base colour).
 On 5.3 the point cloud's ``type`` is set to 'GAUSSIAN_SPLAT'. Blender 5.3's own PLY/SPZ
 importers make objects with the same names, which this module reads too.
+
+Avatars (``operators/storage.py`` stores their identity) get their display ``position`` posed at
+the current frame by ``pose_displays_on_frame_change`` (a ``frame_change_post`` handler).
 """
 
 from __future__ import annotations
@@ -104,6 +107,32 @@ def write_gaussians(pointcloud, gaussians: GaussianSet) -> None:
     pointcloud.update_tag()
 
 
+def make_native(pointcloud) -> bool:
+    """On Blender 5.3+, turn a splat point cloud saved by an older Blender into a native one:
+    ``radiance:base`` FLOAT_COLOR -> FLOAT4 and ``type`` 'GAUSSIAN_SPLAT'. Returns whether it
+    changed anything (nothing to do before 5.3, or when it is native already)."""
+    if not hasattr(pointcloud, "type") or base_attribute_type() != 'FLOAT4':
+        return False
+    changed = False
+    base = pointcloud.attributes.get(BASE)
+    if base is not None and base.data_type != 'FLOAT4':
+        values = _read(pointcloud, BASE, 4, tuple(_FOUR_FLOAT_TYPES))
+        _write(pointcloud, BASE, 'FLOAT4', values)
+        changed = True
+    if pointcloud.type != 'GAUSSIAN_SPLAT':
+        pointcloud.type = 'GAUSSIAN_SPLAT'
+        changed = True
+    if changed:
+        pointcloud.update_tag()
+    return changed
+
+
+def make_all_native() -> int:
+    """``make_native`` for every local splat object's point cloud; returns how many changed."""
+    clouds = {obj.data for obj in bpy.data.objects if is_splat_object(obj) and obj.data.library is None}
+    return sum(make_native(pointcloud) for pointcloud in clouds)
+
+
 def read_gaussians(pointcloud) -> GaussianSet:
     """Object-space Gaussians from a splat point cloud (original or evaluated)."""
     means = _read(pointcloud, "position", 3, ('FLOAT_VECTOR',))
@@ -165,3 +194,44 @@ def splat_instances(depsgraph) -> list:
         found.append(SplatInstance(obj.name, read_gaussians(obj.data),
                                    np.array(instance.matrix_world, np.float64)))
     return found
+
+
+# --- avatars in Solid view / Material Preview: display points posed at the current frame ----------
+
+def pose_avatar_display(obj, depsgraph) -> bool:
+    """Rewrite avatar ``obj``'s display ``position`` attribute with its pose at the depsgraph's
+    frame (what Solid view and Material Preview draw; the bounds follow). The identity, which our
+    renderer poses, is untouched. Returns whether it wrote."""
+    from .engine.avatar.frames import MODEL_TO_BLENDER
+    from .operators import storage
+    from .render_engine import avatar_identity, head_params
+
+    pointcloud = obj.data
+    if not storage.has_identity(obj) or pointcloud.library is not None:
+        return False
+    evaluated = obj.evaluated_get(depsgraph)
+    identity = avatar_identity(evaluated)
+    posed = identity.pose(head_params(evaluated, identity))
+    if len(posed) != len(pointcloud.points):
+        return False
+    means = posed.means.astype(np.float64) @ MODEL_TO_BLENDER[:3, :3].T + MODEL_TO_BLENDER[:3, 3]
+    pointcloud.attributes["position"].data.foreach_set("vector", means.astype(np.float32).reshape(-1))
+    pointcloud.update_tag()
+    return True
+
+
+@bpy.app.handlers.persistent
+def pose_displays_on_frame_change(scene, depsgraph=None):
+    """``frame_change_post``: every visible avatar's display follows the frame (timeline, playback,
+    keyframed sliders). Skipped while a render job runs (renderers pose from the identity)."""
+    if bpy.app.is_job_running('RENDER'):
+        return
+    if depsgraph is None:
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+    for obj in scene.objects:
+        if obj.type != 'POINTCLOUD' or not obj.gaussian_heads.is_avatar or not obj.visible_get():
+            continue
+        try:
+            pose_avatar_display(obj, depsgraph)
+        except GaussianHeadsError:
+            pass  # the viewport and F12 report the problem; the display keeps its last pose

@@ -17,6 +17,7 @@ uploads as a texture.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -87,6 +88,7 @@ class RenderSettings:
     mode: str = "antialiased"      # "antialiased" | "classic"
     sh_degree: int = 3             # 0..3
     backend: str = "auto"          # "auto" | "cpu" | "gsplat" | "reference"
+    interactive: bool = False      # the viewport: never build gsplat's CUDA kernels inline
 
 
 @dataclass
@@ -256,7 +258,7 @@ def render_gaussians(gaussians: GaussianSet, camera: Camera, width: int, height:
     else:
         result = raster_render(gaussians, camera, width, height, (0.0, 0.0, 0.0),
                                mode=settings.mode, sh_degree=settings.sh_degree,
-                               backend=settings.backend)
+                               backend=settings.backend, interactive=settings.interactive)
         rgba = np.asarray(result.rgba, np.float32)
         depth = blender_depth(result.depth, result.alpha)
         backend, fallback = result.backend, result.fallback
@@ -350,7 +352,8 @@ class ViewportRenderer:
         start = time.perf_counter()
         w, h = (int(width), int(height)) if refine else self.scaled_size(width, height, scale)
         camera = camera_from_view(view_matrix, window_matrix, w, h)
-        frame = render_gaussians(self.gaussians, camera, w, h, settings, background)
+        frame = render_gaussians(self.gaussians, camera, w, h, dataclasses.replace(settings, interactive=True),
+                                 background)
         pixels = bottom_up(frame.rgba).reshape(-1)
         return ViewportFrame(pixels, w, h, (w, h) == (int(width), int(height)),
                              time.perf_counter() - start)

@@ -194,13 +194,26 @@ classes = (GAUSSIAN_HEADS_OT_import_splats, GAUSSIAN_HEADS_OT_export_splats, GAU
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
+@bpy.app.handlers.persistent
+def _native_after_load(_filepath):
+    """Blender 5.3+: splat objects saved by 4.2-5.2 become native GAUSSIAN_SPLAT point clouds."""
+    splat_data.make_all_native()
+
+
 def register():
     _register()
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
     bpy.types.TOPBAR_MT_file_export.append(_menu_export)
+    bpy.app.handlers.load_post.append(_native_after_load)
+    # avatars' Solid-view points follow the frame (splat_data owns the point-cloud attributes)
+    bpy.app.handlers.frame_change_post.append(splat_data.pose_displays_on_frame_change)
 
 
 def unregister():
+    if splat_data.pose_displays_on_frame_change in bpy.app.handlers.frame_change_post:
+        bpy.app.handlers.frame_change_post.remove(splat_data.pose_displays_on_frame_change)
+    if _native_after_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_native_after_load)
     bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
     _unregister()

@@ -89,7 +89,8 @@ def resolve_backend(backend: str) -> str:
 
 
 def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, background=(0.0, 0.0, 0.0),
-           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "auto") -> RenderResult:
+           *, mode: str = "antialiased", sh_degree: int | None = None, backend: str = "auto",
+           interactive: bool = False) -> RenderResult:
     """Render ``gaussians`` [N] seen by ``camera`` into a ``height`` x ``width`` image.
 
     gaussians: GaussianSet (means [N,3], log_scales [N,3], quats [N,4], opacity_logits [N],
@@ -102,10 +103,27 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     With ``"auto"``, a gsplat failure (CUDA build, driver) falls back to cpu for the rest of the
     process; asking for ``"gsplat"`` by name raises the GaussianHeadsError instead.
     Non-finite attributes (NaN, inf) raise GaussianHeadsError rather than poison the image.
+    ``interactive`` (the viewport, on Blender's UI thread): gsplat's first-use CUDA build is
+    started in the background instead (``gsplat_backend.build_in_background``) and the CPU renders,
+    saying so in ``fallback``, until it is ready; a failed build is raised for "gsplat" by name and
+    falls back to cpu for "auto".
     """
     if isinstance(gaussians, GaussianSet):  # other types are refused by the backend's checks
         gaussians.validate_finite("Gaussians to render")
     name = resolve_backend(backend)
+    if interactive and name == "gsplat":
+        from . import gsplat_backend
+
+        if not gsplat_backend.ready():
+            gsplat_backend.build_in_background()
+            status = gsplat_backend.build_status()
+            if status.startswith("gsplat could not build"):
+                if backend != "auto":
+                    raise GaussianHeadsError(status)
+                _FAILED.add("gsplat")
+            result = render(gaussians, camera, width, height, background, mode=mode, sh_degree=sh_degree,
+                            backend="cpu")
+            return dataclasses.replace(result, fallback=f"{status}; the CPU renders meanwhile")
     try:
         module = importlib.import_module(f".{_MODULES[name]}", __package__)
     except (ImportError, OSError) as exc:   # OSError: a library's shared objects fail to load

@@ -3,12 +3,19 @@
 gsplat is imported only inside ``render`` and only once ``torch.cuda.is_available()`` is true:
 its first rasterization call JIT-compiles CUDA whenever ``nvcc`` exists, and that build fails on
 machines without a GPU. ``available()`` answers without importing gsplat.
+
+That first build takes minutes and must never run on Blender's UI thread: ``ready()`` says whether
+a rasterization has succeeded in this process, and ``build_in_background()`` starts the build (one
+tiny frame) in a daemon thread; ``build_status()`` is its progress or failure, for the UI.
+Interactive callers (the viewport) render on the CPU until ``ready()``.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
+import time
 
 import numpy as np
 
@@ -16,6 +23,49 @@ from ..avatar.gaussian_set import GaussianSet
 from ..errors import GaussianHeadsError
 from .camera import Camera
 from .common import RenderInputs, RenderResult, empty_result, prepare
+
+
+_READY = threading.Event()              # a rasterization succeeded in this process
+_BUILD_LOCK = threading.Lock()
+_build: dict = {"thread": None, "started": 0.0, "error": ""}
+
+
+def ready() -> bool:
+    """True once gsplat has rasterized in this process (its CUDA kernels are built)."""
+    return _READY.is_set()
+
+
+def build_in_background() -> None:
+    """Start the first-use CUDA build (one tiny frame) in a daemon thread, once per process."""
+    with _BUILD_LOCK:
+        if _READY.is_set() or _build["thread"] is not None:
+            return
+        _build["started"] = time.perf_counter()
+
+        def build():
+            from ..avatar.gaussian_set import GaussianSet as _Set
+            from .camera import look_at
+
+            one = _Set(np.zeros((1, 3)), np.full((1, 3), -3.0), np.array([[1.0, 0.0, 0.0, 0.0]]),
+                       np.zeros(1), np.zeros((1, 1, 3)))
+            try:
+                render(one, Camera(look_at((0.0, -1.0, 0.0), (0.0, 0.0, 0.0)), 20.0, 20.0, 8.0, 8.0, 16, 16), 16, 16)
+            except Exception as exc:  # shown by build_status(); the CPU keeps rendering
+                _build["error"] = str(exc)
+
+        _build["thread"] = threading.Thread(target=build, name="gaussian_heads_gsplat_build", daemon=True)
+        _build["thread"].start()
+
+
+def build_status() -> str:
+    """"" (never started or done), the build's progress, or why it failed."""
+    if _READY.is_set():
+        return ""
+    if _build["error"]:
+        return f"gsplat could not build its CUDA kernels: {_build['error']}"
+    if _build["thread"] is not None:
+        return f"gsplat is compiling its CUDA kernels (first use, {time.perf_counter() - _build['started']:.0f} s)"
+    return ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +101,7 @@ def render(gaussians: GaussianSet, camera: Camera, width: int, height: int, back
     except Exception as exc:  # CUDA build, driver or out-of-memory failures: say what to do
         raise GaussianHeadsError(f"gsplat could not render on this GPU ({type(exc).__name__}: {exc}); "
                                  "choose the CPU backend") from exc
+    _READY.set()
     colours = colours[0].float().cpu().numpy()                    # [H, W, 4]: rgb, expected depth
     alpha = np.ascontiguousarray(alphas[0, ..., 0].float().cpu().numpy())
     rgba = np.concatenate([colours[..., :3], alpha[..., None]], axis=-1).astype(np.float32)

@@ -184,3 +184,37 @@ def test_engine_renders_splat_objects_with_avatars_in_depth_order(gh, helpers, a
     assert bpy.ops.render.render(write_still=True) == {'FINISHED'}
     image = helpers.read_png(tmp_path / "moved.png")[..., :3].astype(int)
     assert not ((image[..., 0] > 200) & (image[..., 1] < 60)).any()
+
+
+def test_avatar_display_follows_the_frame(gh, helpers, avatar):
+    """Solid view's points (the display ``position``) show the pose at the current frame."""
+    frames = _engine(helpers, "engine.avatar.frames")
+    head_params = helpers.addon("render_engine").head_params
+    splat_data = helpers.addon("splat_data")
+    assert splat_data.pose_displays_on_frame_change in bpy.app.handlers.frame_change_post
+    scene = bpy.context.scene
+    avatar.gaussian_heads.jaw = (0.0, 0.0, 0.0)
+    avatar.keyframe_insert("gaussian_heads.jaw", frame=1)
+    avatar.gaussian_heads.jaw = (0.4, 0.0, 0.0)
+    avatar.keyframe_insert("gaussian_heads.jaw", frame=10)
+
+    def positions():
+        out = np.empty(len(avatar.data.points) * 3, np.float32)
+        avatar.data.attributes["position"].data.foreach_get("vector", out)
+        return out.reshape(-1, 3)
+
+    scene.frame_set(1)
+    closed = positions()
+    scene.frame_set(10)
+    opened = positions()
+    assert np.abs(opened - closed).max() > 5e-3                        # the jaw moved the points
+    identity = helpers.addon("operators.storage").load_identity(avatar)
+    evaluated = avatar.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    assert abs(evaluated.gaussian_heads.jaw[0] - 0.4) < 1e-6
+    want = identity.pose(head_params(evaluated, identity)).means @ frames.MODEL_TO_BLENDER[:3, :3].T
+    np.testing.assert_allclose(opened, want, atol=1e-5)
+    box = np.array([tuple(v) for v in avatar.bound_box])                # bounds follow the pose
+    np.testing.assert_allclose(box.min(0), opened.min(0), atol=5e-3)
+    np.testing.assert_allclose(box.max(0), opened.max(0), atol=5e-3)
+    scene.frame_set(1)
+    np.testing.assert_allclose(positions(), closed, atol=1e-6)
