@@ -220,11 +220,35 @@ def pose_avatar_display(obj, depsgraph) -> bool:
     return True
 
 
+_rendering = False   # set between render_init and render_complete/render_cancel
+#: pose displays in background mode too (no viewport there: off, so scripts and render farms
+#: pay nothing; tests switch it on)
+POSE_IN_BACKGROUND = False
+
+
+@bpy.app.handlers.persistent
+def _render_started(*_args):
+    global _rendering
+    _rendering = True
+
+
+@bpy.app.handlers.persistent
+def _render_ended(*_args):
+    global _rendering
+    _rendering = False
+
+
+#: (handler list name, function) pairs that ``operators/splat_io.py`` registers
+HANDLERS = (("render_init", _render_started), ("render_complete", _render_ended),
+            ("render_cancel", _render_ended))
+
+
 @bpy.app.handlers.persistent
 def pose_displays_on_frame_change(scene, depsgraph=None):
     """``frame_change_post``: every visible avatar's display follows the frame (timeline, playback,
-    keyframed sliders). Skipped while a render job runs (renderers pose from the identity)."""
-    if bpy.app.is_job_running('RENDER'):
+    keyframed sliders). Skipped while rendering (data must not change under a render, which
+    otherwise drew nothing; renderers pose from the identity anyway) and in background mode."""
+    if _rendering or bpy.app.is_job_running('RENDER') or (bpy.app.background and not POSE_IN_BACKGROUND):
         return
     if depsgraph is None:
         depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -235,3 +259,6 @@ def pose_displays_on_frame_change(scene, depsgraph=None):
             pose_avatar_display(obj, depsgraph)
         except GaussianHeadsError:
             pass  # the viewport and F12 report the problem; the display keeps its last pose
+
+
+HANDLERS += (("frame_change_post", pose_displays_on_frame_change),)

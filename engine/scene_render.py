@@ -165,7 +165,8 @@ def merge_avatars(instances: Sequence[AvatarInstance],
     for splat in splats:
         if cancel is not None and cancel():
             break
-        sets.append(splat.gaussians.transformed(np.asarray(splat.object_to_world, np.float64)))
+        matrix = np.asarray(splat.object_to_world, np.float64)
+        sets.append(splat.gaussians if np.array_equal(matrix, np.eye(4)) else splat.gaussians.transformed(matrix))
     return GaussianSet.concatenate(sets)
 
 

@@ -205,13 +205,15 @@ def register():
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
     bpy.types.TOPBAR_MT_file_export.append(_menu_export)
     bpy.app.handlers.load_post.append(_native_after_load)
-    # avatars' Solid-view points follow the frame (splat_data owns the point-cloud attributes)
-    bpy.app.handlers.frame_change_post.append(splat_data.pose_displays_on_frame_change)
+    # avatars' Solid-view points follow the frame, except while rendering (splat_data.HANDLERS)
+    for name, function in splat_data.HANDLERS:
+        getattr(bpy.app.handlers, name).append(function)
 
 
 def unregister():
-    if splat_data.pose_displays_on_frame_change in bpy.app.handlers.frame_change_post:
-        bpy.app.handlers.frame_change_post.remove(splat_data.pose_displays_on_frame_change)
+    for name, function in reversed(splat_data.HANDLERS):
+        if function in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).remove(function)
     if _native_after_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_native_after_load)
     bpy.types.TOPBAR_MT_file_export.remove(_menu_export)

@@ -186,12 +186,14 @@ def test_engine_renders_splat_objects_with_avatars_in_depth_order(gh, helpers, a
     assert not ((image[..., 0] > 200) & (image[..., 1] < 60)).any()
 
 
-def test_avatar_display_follows_the_frame(gh, helpers, avatar):
+def test_avatar_display_follows_the_frame(gh, helpers, avatar, monkeypatch, tmp_path):
     """Solid view's points (the display ``position``) show the pose at the current frame."""
     frames = _engine(helpers, "engine.avatar.frames")
     head_params = helpers.addon("render_engine").head_params
     splat_data = helpers.addon("splat_data")
     assert splat_data.pose_displays_on_frame_change in bpy.app.handlers.frame_change_post
+    assert bpy.app.background and not splat_data.POSE_IN_BACKGROUND   # off where no one looks
+    monkeypatch.setattr(splat_data, "POSE_IN_BACKGROUND", True)        # as in an interactive session
     scene = bpy.context.scene
     avatar.gaussian_heads.jaw = (0.0, 0.0, 0.0)
     avatar.keyframe_insert("gaussian_heads.jaw", frame=1)
@@ -218,3 +220,11 @@ def test_avatar_display_follows_the_frame(gh, helpers, avatar):
     np.testing.assert_allclose(box.max(0), opened.max(0), atol=5e-3)
     scene.frame_set(1)
     np.testing.assert_allclose(positions(), closed, atol=1e-6)
+    # an animation render leaves the data alone (rewriting it under the render made every frame
+    # render the same pose): frames 1 and 10 differ
+    helpers.setup_camera_scene(64, distance=0.7)
+    scene.frame_start, scene.frame_end, scene.frame_step = 1, 10, 9
+    scene.render.filepath = str(tmp_path / "anim_")
+    assert bpy.ops.render.render(animation=True) == {'FINISHED'}
+    first, last = (helpers.read_png(tmp_path / f"anim_{f:04d}.png").astype(int) for f in (1, 10))
+    assert first[..., :3].max() > 50 and np.abs(first - last).mean() > 0.05

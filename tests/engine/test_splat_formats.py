@@ -347,3 +347,21 @@ def test_fuzz_readers(tmp_path, fmt):
 
     check()
     assert len(seen) >= 1000 and set(seen) == {"error", "read"}  # both outcomes exercised
+
+
+def test_merge_places_splat_objects_by_their_transform():
+    """Static splat objects join the merged set in world space (engine.scene_render)."""
+    from engine.scene_render import SplatInstance, merge_avatars
+
+    g = _gaussians(n=50, degree=1)
+    matrix = np.eye(4)
+    matrix[:3, :3] = 2.0 * np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]])   # quarter turn, scale 2
+    matrix[:3, 3] = [1.0, 2.0, 3.0]
+    merged = merge_avatars([], splats=[SplatInstance("a", g), SplatInstance("b", g, matrix)])
+    assert len(merged) == 100
+    assert np.array_equal(merged.means[:50], g.means) and np.array_equal(merged.sh[:50], g.sh)
+    moved = g.transformed(matrix)
+    np.testing.assert_allclose(merged.means[50:], moved.means, atol=1e-6)
+    np.testing.assert_allclose(merged.sh[50:], moved.sh, atol=1e-6)
+    np.testing.assert_allclose(merged.means[50:], g.means @ matrix[:3, :3].T + [1, 2, 3], atol=1e-5)
+    np.testing.assert_allclose(merged.log_scales[50:], g.log_scales + np.log(2.0), atol=1e-5)
