@@ -331,8 +331,21 @@ def test_cli_info_reports_bad_file(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_rebuild_is_byte_identical(tmp_path):
+def test_rebuild_reproduces_the_committed_model(tmp_path):
+    """The committed open model is rebuilt from the CC0 sources: every array has the same shape
+    and dtype, integer and text arrays are identical, float arrays agree to a few float32 steps of
+    their largest value (float64 BLAS results rounded to float32 may land one step apart on
+    another CPU: seen once, 1.2e-7 in one j_regressor entry)."""
     out = tmp_path / "open_head.npz"
     subprocess.run([sys.executable, str(REPO / "tools" / "build_open_head.py"), "--quiet", "--out", str(out)],
                    check=True, cwd=REPO, timeout=600)
-    assert out.read_bytes() == OPEN_MODEL_PATH.read_bytes()
+    rebuilt, committed = np.load(out), np.load(OPEN_MODEL_PATH)
+    assert sorted(rebuilt.files) == sorted(committed.files)
+    for key in committed.files:
+        a, b = rebuilt[key], committed[key]
+        assert (a.shape, a.dtype) == (b.shape, b.dtype), key
+        if a.dtype.kind == "f":
+            step = np.finfo(b.dtype).eps * max(1.0, float(np.abs(b).max()))
+            np.testing.assert_allclose(a, b, rtol=0, atol=4 * step, err_msg=key)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=key)
