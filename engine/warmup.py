@@ -37,6 +37,7 @@ class Kernel:
     name: str                     # shown to the user, e.g. "CPU rasterizer"
     run: Callable[[], None]       # calls the kernel(s) once with tiny inputs (in this process)
     child: str = ""               # if set: the function of this module a child process runs instead
+    sources: tuple[str, ...] = () # engine files (relative) whose kernels the child compiles
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ class Warmup:
                     self._current = kernel.name
                 try:
                     if kernel.child:
-                        run_in_child(kernel.child, self._stop)
+                        if not cache_is_warm(kernel):  # a later session: nothing to compile
+                            run_in_child(kernel.child, self._stop)
+                            mark_warm(kernel)
                     else:
                         kernel.run()
                 except Exception as exc:  # reported, and the other kernels still compile
@@ -209,8 +212,55 @@ def default_kernels() -> tuple[Kernel, ...]:
     """Every numba kernel the add-on calls, first-needed first: posing, the rasterizer, then the
     baked-avatar blend (which a render of unbaked avatars need not wait for); each compiles in a
     child process."""
-    return (Kernel(LIFT, _lift, child="_lift"), Kernel(RASTER, _raster, child="_raster"),
-            Kernel(BLEND, _blend, child="_blend"))
+    return (Kernel(LIFT, _lift, child="_lift", sources=("avatar/lift_kernel.py",)),
+            Kernel(RASTER, _raster, child="_raster", sources=("raster/cpu.py", "raster/common.py")),
+            Kernel(BLEND, _blend, child="_blend", sources=("bake/blend_kernel.py",)))
+
+
+# --- "this cache already holds them" ----------------------------------------------------------
+# A child that compiled a kernel leaves a marker in NUMBA_CACHE_DIR with a fingerprint of what
+# numba keys its cache on (the source files' paths, sizes and times, numba's and Python's
+# versions). A later session whose fingerprint matches starts no child: the first call loads the
+# kernels from the cache itself (~0.5 s). Deleting the cache folder deletes the markers too.
+
+def _fingerprint(kernel: Kernel) -> str:
+    import hashlib
+    from importlib import metadata
+
+    engine_dir = os.path.dirname(os.path.abspath(__file__))
+    parts = [sys.version, metadata.version("numba"), kernel.child]
+    for rel in kernel.sources:
+        path = os.path.join(engine_dir, rel)
+        st = os.stat(path)
+        parts += [path, str(st.st_size), str(st.st_mtime_ns)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _marker(kernel: Kernel) -> str | None:
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    return os.path.join(cache, f"gaussian_heads_warm{kernel.child}.txt") if cache and kernel.sources else None
+
+
+def cache_is_warm(kernel: Kernel) -> bool:
+    """True when a child already compiled ``kernel`` into this NUMBA_CACHE_DIR from these sources."""
+    marker = _marker(kernel)
+    try:
+        with open(marker, encoding="ascii") as fh:
+            return fh.read().strip() == _fingerprint(kernel)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def mark_warm(kernel: Kernel) -> None:
+    marker = _marker(kernel)
+    if marker is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w", encoding="ascii") as fh:
+            fh.write(_fingerprint(kernel))
+    except OSError:
+        pass  # no marker: the next session compiles in a child again, which is only slower
 
 
 # The child: make this package importable under its own full name (``bl_ext.<repo>.<id>`` in

@@ -103,8 +103,8 @@ class MLPConfig:
     lr_final_ratio: float = 0.02
     weight_decay: float = 0.0
     neutral_exact: bool = True
-    threads: int = 1               # BLAS (numpy) / torch threads while training (0 = leave as is); one
-                                   # thread is as fast for this small network and far faster on a busy machine
+    threads: int = 1               # torch threads while training the reference twin (0 = leave as is);
+                                   # the numpy trainer leaves numpy's BLAS threads alone
     trainer: str = "numpy"         # "numpy" (mlp_numpy, what the add-on uses) or "torch" (the reference
                                    # twin, mlp_reference; needs PyTorch)
 

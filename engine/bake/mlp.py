@@ -28,7 +28,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import GaussianHeadsError, check_shape
-from .blas_threads import limit_blas_threads
 from .config import MLPConfig
 from .mlp_numpy import fit_numpy, init_params
 from .onnx_writer import ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, mlp_onnx_bytes  # noqa: F401 (re-exported)
@@ -159,9 +158,10 @@ def train_mlp(inputs: np.ndarray, targets: np.ndarray, groups: Sequence[tuple[in
         w0, b0, w1, b1, w2, b2 = fit_torch(xn, yn, params, batches, lrs, config.negative_slope,
                                            config.weight_decay, config.threads, on_step)
     else:
-        with limit_blas_threads(config.threads):
-            w0, b0, w1, b1, w2, b2 = fit_numpy(xn, yn, params, batches, lrs, config.negative_slope,
-                                               config.weight_decay, on_step)
+        # numpy's BLAS keeps its own thread count: changing it from a bake thread while another
+        # thread (the viewport) is inside BLAS is unsafe, and a second thread costs ~10 % here
+        w0, b0, w1, b1, w2, b2 = fit_numpy(xn, yn, params, batches, lrs, config.negative_slope,
+                                           config.weight_decay, on_step)
 
     w0, w1, w2 = (np.asarray(w, np.float64) for w in (w0, w1, w2))
     b0, b1, b2 = (np.asarray(b, np.float64) for b in (b0, b1, b2))

@@ -10,7 +10,6 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine.bake.blas_threads import blas_threads, limit_blas_threads
 from engine.bake.config import MLPConfig
 from engine.bake.mlp import MLPWeights, OnnxMLP, initial_state, lr_schedule, to_onnx, train_mlp
 from engine.bake.mlp_numpy import NumpyMLPTrainer, fit_numpy, init_params
@@ -154,13 +153,6 @@ def test_training_recovers_held_out_coefficients(trainer):
     res2 = train_mlp(x, _target(x, a), [(0, 4), (4, 8)], seed=0, config=short)
     res3 = train_mlp(x, _target(x, a), [(0, 4), (4, 8)], seed=0, config=short)
     np.testing.assert_array_equal(res2.weights.w2, res3.weights.w2)
-
-
-def test_blas_thread_limit_is_restored():
-    before = blas_threads()
-    with limit_blas_threads(1):
-        assert all(t == 1 for t in blas_threads())
-    assert blas_threads() == before
 
 
 BLOCKED_RUN = r"""

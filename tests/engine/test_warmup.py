@@ -151,3 +151,20 @@ def test_default_kernels_fill_an_empty_cache_with_the_signatures_the_add_on_uses
     for name in ("lift_kernel._face_loop", "lift_kernel._gaussian_loop", "cpu._project", "cpu._rasterize",
                  "blend_kernel._blend", "blend_kernel.rotation_residual"):
         assert any(f.startswith(name + "-") for f in r["index"]), (name, r["index"])
+
+
+def test_a_warm_cache_starts_no_child_and_a_changed_source_does(tmp_path, monkeypatch):
+    """The child leaves a marker keyed on the kernel's sources; a later warm-up with the same
+    sources starts no child, and one whose source changed (size/time) compiles again."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "engine_src.py"
+    source.write_text("x = 1\n")
+    kernel = warmup.Kernel("probe", lambda: None, child="_probe", sources=(str(source),))  # absolute: join keeps it
+    runs = []
+    monkeypatch.setattr(warmup, "run_in_child", lambda name, stop=None: runs.append(name))
+    for _ in range(2):
+        warmup.Warmup([kernel]).start().wait(timeout=30)
+    assert runs == ["_probe"] and warmup.cache_is_warm(kernel)
+    source.write_text("x = 22\n")
+    warmup.Warmup([kernel]).start().wait(timeout=30)
+    assert runs == ["_probe", "_probe"]
