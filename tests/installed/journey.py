@@ -234,6 +234,18 @@ def phase_run(args) -> dict:
     out["cleared_vs_network_max"] = float(np.abs(unbaked - f12).max())
     run_op(bpy.ops.gaussian_heads.bake_blendshapes, n_samples=300, k=12)  # the saved file keeps a bake
 
+    # GPU panel: the installer refuses without Allow Online Access (never downloads here); Check
+    # GPU runs and says why gsplat cannot render (no torch in a user's Blender until installed).
+    bpy.context.preferences.system.use_online_access = False
+    try:
+        bpy.ops.gaussian_heads.install_gpu_deps()
+        raise JourneyError("the GPU installer ran without online access")
+    except RuntimeError as exc:
+        check("Allow Online Access" in str(exc), f"unclear installer refusal: {exc}")
+    run_op(bpy.ops.gaussian_heads.check_gpu)
+    gpu_deps = importlib.import_module(f"{ADDON}.operators.gpu_deps")
+    out["check_gpu"] = gpu_deps.last_status().summary()
+
     # Colour management: AgX (Blender's default) is switched back to Standard in one click.
     scene.view_settings.view_transform = 'AgX'
     run_op(bpy.ops.gaussian_heads.use_standard_view)

@@ -94,6 +94,11 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
     # The bake reproduces the network: same frame, small colour differences only.
     assert run["baked_vs_network_max"] < 0.35
     assert run["cleared_vs_network_max"] <= 1.0 / 255.0 + 1e-6   # Clear Bake: the network again
+    assert "torch" in run["check_gpu"].lower(), run["check_gpu"]  # Check GPU names what is missing
+    assert run["live"]["keys"] > 0 and run["live"]["malformed"] == 0      # live take recorded
+    assert run["splats"]["export_spz_points"] == 200                        # splat import/export
+    if tuple(int(x) for x in blender.split(".")) >= (5, 3):                 # native splats there
+        assert {run["splats"][e]["type"] for e in ("splat", "spz", "ply")} == {"GAUSSIAN_SPLAT"}, run["splats"]
     assert run["final_alpha_max"] > 0.5
 
     reloaded = run_phase(python, "reload", work)
