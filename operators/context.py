@@ -1,4 +1,5 @@
-"""Which avatar an operator acts on: one check shared by every operator's ``poll``."""
+"""Which avatar an operator acts on (one check shared by every operator's ``poll``), and the
+selection an operator leaves behind."""
 
 from __future__ import annotations
 
@@ -14,3 +15,13 @@ def poll_active_avatar(cls, context):
         cls.poll_message_set(f"'{obj.name}' is not a Gaussian head avatar")
         return None
     return obj
+
+
+def select_only(context, objects) -> None:
+    """Select exactly ``objects`` (a non-empty sequence) and make the last one active, as Blender's
+    own add and import operators leave the selection."""
+    for other in context.selected_objects:
+        other.select_set(False)
+    for obj in objects:
+        obj.select_set(True)
+    context.view_layer.objects.active = objects[-1]

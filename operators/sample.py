@@ -17,7 +17,7 @@ from ..engine.errors import GaussianHeadsError
 from ..engine.scene_render import channel_group, mirrored_values
 from ..properties import MAX_SHAPE, widen_expression_range
 from . import storage
-from .context import poll_active_avatar
+from .context import poll_active_avatar, select_only
 
 SOURCE_ITEMS = sources.enum_items()
 UI_SHAPE = 8  # shape sliders offered by the operator (the rest are sampled)
@@ -134,10 +134,7 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
             storage.remove_avatar_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        for other in context.selected_objects:
-            other.select_set(False)
-        obj.select_set(True)
-        context.view_layer.objects.active = obj
+        select_only(context, [obj])
         self.report({'INFO'}, f"Sampled '{obj.name}': {storage.gaussian_count(identity):,} Gaussians")
         from .color_management import after_avatar_added  # 'Standard' view for avatar colours
         after_avatar_added(self, context.scene)

@@ -19,6 +19,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..engine.errors import GaussianHeadsError
 from .. import splat_data
+from .context import select_only
 
 IMPORT_GLOB = "*.ply;*.spz;*.splat"
 SPACE_ITEMS = (('LOCAL', "Local", "The avatar's head-model frame (+Y up), or the splat object's own space"),
@@ -112,11 +113,7 @@ class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
                 splat_data.remove_splat_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        for other in context.selected_objects:
-            other.select_set(False)
-        for obj in made:
-            obj.select_set(True)
-        context.view_layer.objects.active = made[-1]
+        select_only(context, made)
         total = sum(len(g) for _, g in loaded)
         self.report({'INFO'}, f"Imported {total:,} Gaussians from {len(loaded)} file(s)")
         return {'FINISHED'}

@@ -30,13 +30,15 @@ def opacity_logits_from_u8(alpha: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p)).astype(np.float32)
 
 
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` and rename, so a failed write leaves no partial file."""
+def write_atomic(path, *chunks) -> None:
+    """Write ``chunks`` (bytes-like, in order) beside ``path`` and rename, so a failed write
+    leaves no partial file."""
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
         os.replace(tmp, path)
     except OSError as exc:
         try:

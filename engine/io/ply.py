@@ -28,6 +28,7 @@ import numpy as np
 
 from ..avatar.gaussian_set import GaussianSet
 from ..errors import InputFileError, check_shape
+from ._common import write_atomic
 
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -320,16 +321,4 @@ def write_ply(path: str | os.PathLike, gaussians: GaussianSet, extras: dict[str,
         if "\n" in c or "\r" in c:
             raise ValueError("PLY comments must be single lines")
     header, table = _ply_parts(gaussians, extras, comments)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(header)
-            fh.write(memoryview(table).cast("B"))  # no copy of the table
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise InputFileError(path, f"cannot write file: {exc.strerror or exc}") from None
+    write_atomic(path, header, memoryview(table).cast("B"))  # no copy of the table
