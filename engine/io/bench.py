@@ -19,6 +19,7 @@ import numpy as np
 
 from ..avatar.gaussian_set import GaussianSet
 from . import FORMATS
+from .ply import fill_vertex_table, vertex_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,22 +53,11 @@ def _plyfile_pair(path: str, g: GaussianSet):
     from plyfile import PlyData, PlyElement
 
     k = g.sh.shape[1]
-    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-             + [f"f_rest_{i}" for i in range(3 * (k - 1))]
-             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    names = vertex_names(k)
 
     def write():
         table = np.zeros(len(g), [(n, "<f4") for n in names])
-        table["x"], table["y"], table["z"] = g.means.T
-        for c in range(3):
-            table[f"f_dc_{c}"] = g.sh[:, 0, c]
-            for j in range(1, k):
-                table[f"f_rest_{c * (k - 1) + j - 1}"] = g.sh[:, j, c]
-        table["opacity"] = g.opacity_logits
-        for i in range(3):
-            table[f"scale_{i}"] = g.log_scales[:, i]
-        for i in range(4):
-            table[f"rot_{i}"] = g.quats[:, i]
+        fill_vertex_table(table, g)
         PlyData([PlyElement.describe(table, "vertex")]).write(path + ".plyfile.ply")
 
     def read():

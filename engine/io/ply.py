@@ -265,29 +265,17 @@ def ply_bytes(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None = Non
     return header + table.tobytes()
 
 
-def _ply_parts(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None,
-               comments: tuple[str, ...]) -> tuple[bytes, np.ndarray]:
-    """(header bytes, vertex table) of the INRIA 3DGS PLY layout.
+def vertex_names(k: int) -> list[str]:
+    """The INRIA 3DGS PLY vertex properties for ``k`` SH coefficients per channel, in file order."""
+    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+            + [f"f_rest_{i}" for i in range(3 * (k - 1))]
+            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
 
-    ``extras``: {name: [N] array} written as additional float32 (or int32 for integer arrays)
-    properties after ``rot_3``, in sorted name order (e.g. ``binding_0``).
-    """
-    g = gaussians
-    n = len(g)
+
+def fill_vertex_table(table: np.ndarray, g: GaussianSet) -> None:
+    """Write ``g`` [N] into a structured ``table`` [N] with (at least) ``vertex_names`` fields;
+    normals stay as they are (zero). f_rest is channel-major, as the INRIA writer stores it."""
     k = g.sh.shape[1]
-    props: list[tuple[str, str]] = [(nm, "<f4") for nm in ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1",
-                                                             "f_dc_2")]
-    props += [(f"f_rest_{i}", "<f4") for i in range(3 * (k - 1))]
-    props += [(nm, "<f4") for nm in ("opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")]
-    extras = dict(extras or {})
-    taken = {p[0] for p in props}
-    for name in sorted(extras):
-        if name in taken or not _NAME.match(name):
-            raise ValueError(f"extra PLY property name '{name}' is reserved or invalid")
-        arr = np.asarray(extras[name])
-        check_shape(f"extra '{name}'", arr, (n,))
-        props.append((name, "<i4" if arr.dtype.kind in "iub" else "<f4"))
-    table = np.zeros(n, np.dtype(props))
     table["x"], table["y"], table["z"] = g.means.T
     for c in range(3):
         table[f"f_dc_{c}"] = g.sh[:, 0, c]
@@ -298,6 +286,29 @@ def _ply_parts(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None,
         table[f"scale_{i}"] = g.log_scales[:, i]
     for i in range(4):
         table[f"rot_{i}"] = g.quats[:, i]
+
+
+def _ply_parts(gaussians: GaussianSet, extras: dict[str, np.ndarray] | None,
+               comments: tuple[str, ...]) -> tuple[bytes, np.ndarray]:
+    """(header bytes, vertex table) of the INRIA 3DGS PLY layout.
+
+    ``extras``: {name: [N] array} written as additional float32 (or int32 for integer arrays)
+    properties after ``rot_3``, in sorted name order (e.g. ``binding_0``).
+    """
+    g = gaussians
+    n = len(g)
+    k = g.sh.shape[1]
+    props: list[tuple[str, str]] = [(nm, "<f4") for nm in vertex_names(k)]
+    extras = dict(extras or {})
+    taken = {p[0] for p in props}
+    for name in sorted(extras):
+        if name in taken or not _NAME.match(name):
+            raise ValueError(f"extra PLY property name '{name}' is reserved or invalid")
+        arr = np.asarray(extras[name])
+        check_shape(f"extra '{name}'", arr, (n,))
+        props.append((name, "<i4" if arr.dtype.kind in "iub" else "<f4"))
+    table = np.zeros(n, np.dtype(props))
+    fill_vertex_table(table, g)
     for name in extras:
         table[name] = np.asarray(extras[name])
     ply_type = {"<f4": "float", "<i4": "int"}
