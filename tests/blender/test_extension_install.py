@@ -21,6 +21,7 @@ import zipfile
 import pytest
 
 from tests.blender.bpy_runner import REPO_ROOT, run_bpy
+from tests.tool_modules import tool_module
 
 ADDON = "bl_ext.user_default.gaussian_heads"
 BUNDLED_MODULES = ("onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
@@ -77,12 +78,7 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
 
 
 def _build_tool():
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    try:
-        import build_extension
-    finally:
-        sys.path.remove(str(REPO_ROOT / "tools"))
-    return build_extension
+    return tool_module("build_extension")
 
 
 @pytest.mark.slow

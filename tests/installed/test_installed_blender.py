@@ -22,6 +22,7 @@ import sys
 import pytest
 
 from tests.installed.fixtures import make_fixtures
+from tests.tool_modules import tool_module
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 JOURNEY = pathlib.Path(__file__).with_name("journey.py")
@@ -29,12 +30,7 @@ MARKER = "@@RESULT@@"
 
 
 def _bpy_venvs():
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import bpy_venvs
-    finally:
-        sys.path.remove(str(REPO / "tools"))
-    return bpy_venvs
+    return tool_module("bpy_venvs")
 
 
 BLENDERS = _bpy_venvs().BLENDERS
