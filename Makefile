@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+LAM_WEB := tools/lam_web/node_modules/.package-lock.json
 
 .PHONY: setup test demo extension bench clean
 
@@ -15,8 +16,15 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-test: setup
+test: setup $(LAM_WEB)
 	$(PY) -m pytest
+
+# tests/engine/test_lam_web.py plays our LAM zip in LAM's web renderer: the npm packages pinned in
+# tools/lam_web (installed when npm is present; without them, or without chromium, the test skips).
+$(LAM_WEB): tools/lam_web/package-lock.json
+	@if command -v npm >/dev/null; then (cd tools/lam_web && npm ci --no-audit --no-fund --loglevel=error) \
+		|| echo "npm ci failed in tools/lam_web: the LAM web check will skip"; \
+	else echo "npm not found: the LAM web check (tests/engine/test_lam_web.py) will skip"; fi
 
 demo: setup
 	$(PY) tools/demo.py

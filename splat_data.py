@@ -15,8 +15,17 @@ plus, for Solid view on every version, ``radius`` (display size) and ``Col`` (ba
 On 5.3 the point cloud's ``type`` is set to 'GAUSSIAN_SPLAT'. Blender 5.3's own PLY/SPZ
 importers make objects with the same names, which this module reads too.
 
-Avatars (``operators/storage.py`` stores their identity) get their display ``position`` posed at
-the current frame by ``pose_displays_on_frame_change`` (a ``frame_change_post`` handler).
+Avatars (``operators/storage.py`` stores their identity) use the same layout for their pose at
+the current frame: ``avatar_pose.py`` decides when, ``write_native_frame``/``write_native_sh``
+write it (on 5.3, where the avatar is a native splat too; before 5.3 only the display
+``position`` follows the pose).
+
+Colour: Blender 5.3 reads ``radiance:base`` as SH DC exactly as 3DGS files and our engine do:
+colour = 0.5 + C0·f_dc (plus the higher bands) is a display-referred sRGB value, which Cycles
+converts to scene-linear itself. Measured: a splat wall with colour (0.5, 0.2, 0.8) renders in
+Cycles (Standard view) as 8-bit (127, 50, 204), and a head-only Cycles render (256², 64
+samples) matches our CPU render of the same camera at 40.4 dB PSNR (docs/SCENES.md). So the SH
+coefficients are written unchanged: no conversion.
 """
 
 from __future__ import annotations
@@ -69,6 +78,42 @@ def _read(pointcloud, name: str, width: int, types) -> np.ndarray:
     out = np.empty(len(pointcloud.points) * width, np.float32)
     attribute.data.foreach_get(_KEY[attribute.data_type], out)
     return out.reshape(-1, width)
+
+
+def native_supported() -> bool:
+    """Whether this Blender renders Gaussian splat point clouds itself (5.3+)."""
+    return "type" in bpy.types.PointCloud.bl_rna.properties and base_attribute_type() == 'FLOAT4'
+
+
+def _ensure(pointcloud, name: str, attr_type: str):
+    """The POINT attribute ``name`` of ``attr_type``, made (or remade) only when needed."""
+    attribute = pointcloud.attributes.get(name)
+    if attribute is not None and (attribute.data_type != attr_type or attribute.domain != 'POINT'):
+        pointcloud.attributes.remove(attribute)
+        attribute = None
+    return attribute or pointcloud.attributes.new(name, attr_type, 'POINT')
+
+
+def write_native_frame(pointcloud, frame) -> None:
+    """One frame's ``engine.avatar.native_splat.FrameAttributes`` (N = number of points) into
+    ``position``, ``scale``, ``rotation`` and ``radiance:base``, in place (5.3+)."""
+    for name, attr_type, values in (("position", 'FLOAT_VECTOR', frame.position),
+                                    ("scale", 'FLOAT_VECTOR', frame.scale),
+                                    ("rotation", 'QUATERNION', frame.rotation),
+                                    (BASE, 'FLOAT4', frame.base)):
+        _ensure(pointcloud, name, attr_type).data.foreach_set(_KEY[attr_type], values.reshape(-1))
+
+
+def write_native_sh(pointcloud, bands: np.ndarray) -> None:
+    """``radiance:sh_k`` = ``bands[k]`` ([K - 1, N, 3]); other ``radiance:sh_*`` removed; the
+    point cloud becomes a native ``GAUSSIAN_SPLAT`` (5.3+)."""
+    keep = {f"{SH_PREFIX}{k}" for k in range(len(bands))}
+    for name in [a.name for a in pointcloud.attributes if a.name.startswith(SH_PREFIX) and a.name not in keep]:
+        pointcloud.attributes.remove(pointcloud.attributes[name])
+    for k, band in enumerate(bands):
+        _ensure(pointcloud, f"{SH_PREFIX}{k}", 'FLOAT_VECTOR').data.foreach_set("vector", band.reshape(-1))
+    if pointcloud.type != 'GAUSSIAN_SPLAT':
+        pointcloud.type = 'GAUSSIAN_SPLAT'
 
 
 def display_attributes(pointcloud, gaussians: GaussianSet) -> None:
@@ -194,71 +239,3 @@ def splat_instances(depsgraph) -> list:
         found.append(SplatInstance(obj.name, read_gaussians(obj.data),
                                    np.array(instance.matrix_world, np.float64)))
     return found
-
-
-# --- avatars in Solid view / Material Preview: display points posed at the current frame ----------
-
-def pose_avatar_display(obj, depsgraph) -> bool:
-    """Rewrite avatar ``obj``'s display ``position`` attribute with its pose at the depsgraph's
-    frame (what Solid view and Material Preview draw; the bounds follow). The identity, which our
-    renderer poses, is untouched. Returns whether it wrote."""
-    from .engine.avatar.frames import MODEL_TO_BLENDER
-    from .operators import storage
-    from .render_engine import avatar_identity, head_params
-
-    pointcloud = obj.data
-    if not storage.has_identity(obj) or pointcloud.library is not None:
-        return False
-    evaluated = obj.evaluated_get(depsgraph)
-    identity = avatar_identity(evaluated)
-    posed = identity.pose(head_params(evaluated, identity))
-    if len(posed) != len(pointcloud.points):
-        return False
-    means = posed.means.astype(np.float64) @ MODEL_TO_BLENDER[:3, :3].T + MODEL_TO_BLENDER[:3, 3]
-    pointcloud.attributes["position"].data.foreach_set("vector", means.astype(np.float32).reshape(-1))
-    pointcloud.update_tag()
-    return True
-
-
-_rendering = False   # set between render_init and render_complete/render_cancel
-#: pose displays in background mode too (no viewport there: off, so scripts and render farms
-#: pay nothing; tests switch it on)
-POSE_IN_BACKGROUND = False
-
-
-@bpy.app.handlers.persistent
-def _render_started(*_args):
-    global _rendering
-    _rendering = True
-
-
-@bpy.app.handlers.persistent
-def _render_ended(*_args):
-    global _rendering
-    _rendering = False
-
-
-#: (handler list name, function) pairs that ``operators/splat_io.py`` registers
-HANDLERS = (("render_init", _render_started), ("render_complete", _render_ended),
-            ("render_cancel", _render_ended))
-
-
-@bpy.app.handlers.persistent
-def pose_displays_on_frame_change(scene, depsgraph=None):
-    """``frame_change_post``: every visible avatar's display follows the frame (timeline, playback,
-    keyframed sliders). Skipped while rendering (data must not change under a render, which
-    otherwise drew nothing; renderers pose from the identity anyway) and in background mode."""
-    if _rendering or bpy.app.is_job_running('RENDER') or (bpy.app.background and not POSE_IN_BACKGROUND):
-        return
-    if depsgraph is None:
-        depsgraph = bpy.context.evaluated_depsgraph_get()
-    for obj in scene.objects:
-        if obj.type != 'POINTCLOUD' or not obj.gaussian_heads.is_avatar or not obj.visible_get():
-            continue
-        try:
-            pose_avatar_display(obj, depsgraph)
-        except GaussianHeadsError:
-            pass  # the viewport and F12 report the problem; the display keeps its last pose
-
-
-HANDLERS += (("frame_change_post", pose_displays_on_frame_change),)

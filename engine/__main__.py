@@ -16,6 +16,7 @@ from .errors import GaussianHeadsError
 VERBS: dict[str, tuple[str, str]] = {
     "head-model": ("head_model.cli", "inspect head models (open model or a FLAME file)"),
     "sample": ("avatar.cli_sample", "sample an identity and write it as a 3DGS PLY"),
+    "export": ("io.cli_export", "write an identity as a LAM avatar zip (--format lam) or a splat file"),
     "render": ("raster.cli_render", "render one frame of a sampled identity to PNG (CPU path)"),
     "anim": ("animation.cli", "inspect and convert expression/pose animation files"),
     "bake": ("bake.cli", "bake an identity into Gaussian blendshapes (AGORA-M)"),

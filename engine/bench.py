@@ -11,6 +11,7 @@ import importlib
 
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("raster.bench", "render backends: ms per frame and FPS"),
+    "peak": ("raster.roofline", "the machine's roofs: float32 FMA GFLOP/s and memory copy GB/s"),
     "pose": ("avatar.bench", "posing an identity (full model and baked) per frame"),
     "import": ("animation.bench", "parsing and resampling a large capture take"),
     "head-model": ("head_model.bench", "head-model forward pass, numpy and batched torch"),
@@ -19,6 +20,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "bake": ("bake.bench", "AGORA-M bake time, peak memory and quality"),
     "sh-rotate": ("avatar.bench_sh_rotation", "turning SH colour with an avatar's transform"),
     "splat-io": ("io.bench", "reading and writing PLY, SPZ and .splat files"),
+    "lam": ("io.bench_lam", "LAM avatar zip: import time and pose time per frame"),
+    "gaussian-avatars": ("avatar.bench_gaussian_avatars", "GaussianAvatars-format avatar: import and pose per frame"),
     "live": ("live.bench", "live capture: packet-to-slider latency and dropped frames over loopback"),
 }
 

@@ -201,7 +201,16 @@ def display_to_scene_linear(rgba: np.ndarray, background: Sequence[float] | None
     rgba: premultiplied display-referred RGBA on a transparent background.
     background: scene-linear RGB of the world (composited in display space, as the CLI does, so
     8-bit outputs agree), or None for a transparent film (alpha kept).
+    One fused numba pass (``scene_colour``), equal to ``display_to_scene_linear_reference``.
     """
+    from . import scene_colour
+
+    bg = None if background is None else linear_to_srgb(np.asarray(background, np.float32).reshape(3))
+    return scene_colour.display_to_scene_linear(rgba, _LUT, bg)
+
+
+def display_to_scene_linear_reference(rgba: np.ndarray, background: Sequence[float] | None) -> np.ndarray:
+    """``display_to_scene_linear`` in plain numpy: the readable twin the tests hold it equal to."""
     rgba = np.asarray(rgba, np.float32)
     alpha = np.clip(rgba[..., 3:4], 0.0, 1.0)
     out = np.empty_like(rgba)

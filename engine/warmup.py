@@ -172,9 +172,11 @@ def _lift() -> None:
 
 
 def _raster() -> None:
+    from . import scene_colour
     from .raster import cpu
 
     cpu.warm_up()
+    scene_colour.warm_up()
 
 
 def _blend() -> None:
@@ -213,7 +215,8 @@ def default_kernels() -> tuple[Kernel, ...]:
     baked-avatar blend (which a render of unbaked avatars need not wait for); each compiles in a
     child process."""
     return (Kernel(LIFT, _lift, child="_lift", sources=("avatar/lift_kernel.py",)),
-            Kernel(RASTER, _raster, child="_raster", sources=("raster/cpu.py", "raster/common.py")),
+            Kernel(RASTER, _raster, child="_raster", sources=("raster/cpu.py", "raster/cpu_tiles.py",
+                                                                 "raster/common.py", "scene_colour.py")),
             Kernel(BLEND, _blend, child="_blend", sources=("bake/blend_kernel.py",)))
 
 

@@ -15,6 +15,12 @@ from . import live  # noqa: E402  live face capture (Live panel)
 _MODULES += (live,)
 from . import splat_io  # noqa: E402  splat files: File > Import/Export, drag-and-drop
 _MODULES += (splat_io,)
+from . import ga_import  # noqa: E402  GaussianAvatars-format avatars: File > Import
+_MODULES += (ga_import,)
+from . import lam_io  # noqa: E402  LAM avatar zips: File > Import/Export, drag-and-drop
+_MODULES += (lam_io,)
+from . import composite  # noqa: E402  Z-combine with Cycles/EEVEE renders (render panel)
+_MODULES += (composite,)
 
 
 def register():

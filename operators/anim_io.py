@@ -87,7 +87,9 @@ def head_models_for(obj, source_space: str, target_space: str, source_model_path
                             "model in the add-on preferences, or Source Head Model for this import, for a "
                             "least-squares mapping of the expressions")
     try:
-        target = _load_model(getattr(obj.gaussian_heads, "model_spec", "open") or "open")
+        spec = getattr(obj.gaussian_heads, "model_spec", "open") or "open"
+        # a LAM avatar's head model is packed in the .blend; its channels are ARKit's, as the open model's
+        target = _load_model("open" if spec.startswith("lam:") else spec)
     except GaussianHeadsError as exc:
         return None, None, f"mapped by name: the avatar's head model could not be loaded ({exc})"
     return source, target, None

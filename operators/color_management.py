@@ -59,7 +59,13 @@ def change_message(scene, replaced: str, reason: str = "") -> str:
 
 
 def after_avatar_added(operator, scene) -> None:
-    """Called by operators that add an avatar: switch to 'Standard' and report it."""
+    """Called by operators that add an avatar: switch to 'Standard' and report it; on 5.3+ also
+    lock the interface during renders (native splats are posed per frame; ``avatar_pose``)."""
+    from ..avatar_pose import lock_interface_for_native
+
+    if lock_interface_for_native(scene):
+        operator.report({'INFO'}, f"Gaussian Heads: scene '{scene.name}' now locks the interface while "
+                                  "rendering, so each frame's pose is written before Cycles/EEVEE draw it")
     if not scene.gaussian_heads.auto_standard_view:
         return
     replaced = use_standard_view(scene)

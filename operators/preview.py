@@ -20,7 +20,7 @@ from bpy.props import IntProperty
 
 from ..engine.errors import GaussianHeadsError
 from ..properties import set_gallery_items
-from .sample import SampleSettings, sample_identity
+from .sample import SampleSettings, sample_identity, source_model_spec
 
 THUMBNAIL_SIZE = 128
 BACKGROUND = (0.16, 0.16, 0.16)  # display sRGB behind the thumbnails
@@ -64,7 +64,8 @@ def gallery_settings(scene_props, seed: int) -> SampleSettings:
     return SampleSettings(source=scene_props.sample_source.lower(),
                           checkpoint=bpy.path.abspath(scene_props.sample_checkpoint),
                           seed=int(seed), truncation=float(scene_props.sample_truncation),
-                          n_gaussians=int(scene_props.sample_gaussians))
+                          n_gaussians=int(scene_props.sample_gaussians),
+                          model_spec=source_model_spec(scene_props.sample_source))
 
 
 def gallery_seeds(scene_props) -> range:

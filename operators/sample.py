@@ -28,19 +28,31 @@ DEFAULT_GAUSSIANS = 65_536
 
 @dataclass(frozen=True)
 class SampleSettings:
-    source: str = "builtin"                 # a kind of engine.avatar.sources: "builtin" | "checkpoint"
-    checkpoint: str = ""                    # the source's input path (checkpoint)
+    source: str = "builtin"                 # a kind of engine.avatar.sources: "builtin" | "checkpoint" | …
+    checkpoint: str = ""                    # the source's input path (checkpoint, GaussianAvatars folder, …)
     seed: int = 0
     truncation: float = 0.7
     shape: tuple[float, ...] | None = None  # leading identity coefficients; None: sampled
     n_gaussians: int = DEFAULT_GAUSSIANS    # built-in source only
-    model_spec: str = "open"                # built-in source only
+    model_spec: str = "open"                # built-in: open or FLAME; gaussian_avatars: the FLAME file
 
     def spec(self) -> sources.SourceSpec:
-        """The engine's source spec (only the built-in source takes a Gaussian count and model)."""
+        """The engine's source spec (only the built-in source takes a Gaussian count; the built-in
+        source and GaussianAvatars take a model: the open model or a FLAME file)."""
         if self.source == "builtin":
             return sources.SourceSpec("builtin", "", self.n_gaussians, self.model_spec)
+        if self.source == "gaussian_avatars":
+            return sources.SourceSpec(self.source, self.checkpoint, model_spec=self.model_spec)
         return sources.SourceSpec(self.source, self.checkpoint)
+
+
+def source_model_spec(source: str, context=None) -> str:
+    """The model a source kind is opened with: the preferences' FLAME model for GaussianAvatars."""
+    if source.lower() != "gaussian_avatars":
+        return "open"
+    from ..preferences import flame_model_path
+
+    return flame_model_path(context)
 
 
 def sample_identity(settings: SampleSettings):
@@ -117,7 +129,8 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
         shape = tuple(float(v) for v in self.shape)
         return SampleSettings(source=self.source.lower(), checkpoint=bpy.path.abspath(self.checkpoint),
                               seed=int(self.seed), truncation=float(self.truncation),
-                              shape=shape if any(shape) else None, n_gaussians=int(self.n_gaussians))
+                              shape=shape if any(shape) else None, n_gaussians=int(self.n_gaussians),
+                              model_spec=source_model_spec(self.source))
 
     def execute(self, context):
         settings = self.settings()

@@ -18,7 +18,8 @@ from bpy.props import CollectionProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..engine.errors import GaussianHeadsError
-from .. import splat_data
+from ..engine.io.ply import vertex_property_names
+from .. import avatar_pose, splat_data
 from .context import select_only
 
 IMPORT_GLOB = "*.ply;*.spz;*.splat"
@@ -65,6 +66,17 @@ def export_gaussians(obj, depsgraph, space: str):
     return gaussians.transformed(matrix) if space == 'WORLD' else gaussians
 
 
+def _is_gaussian_avatars_ply(path: str) -> bool:
+    """A PLY whose Gaussians carry ``binding_0`` (GaussianAvatars format). Unreadable: False (the
+    splat reader then reports the problem)."""
+    if not path.lower().endswith(".ply"):
+        return False
+    try:
+        return "binding_0" in vertex_property_names(path)
+    except GaussianHeadsError:
+        return False
+
+
 class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
     """Import Gaussian splat files (3DGS PLY, Niantic SPZ, antimatter15 .splat) as splat objects"""
 
@@ -98,6 +110,13 @@ class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
         if not paths:
             self.report({'ERROR'}, "Choose a splat file to import")
             return {'CANCELLED'}
+        if len(paths) == 1 and _is_gaussian_avatars_ply(paths[0]):
+            # face-bound Gaussians (binding_0): an avatar on the user's FLAME, not static splats
+            try:
+                return bpy.ops.gaussian_heads.import_gaussian_avatars('EXEC_DEFAULT', filepath=paths[0])
+            except RuntimeError as exc:  # its error (e.g. no FLAME chosen), already naming the files
+                self.report({'ERROR'}, str(exc).removeprefix("Error: ").strip())
+                return {'CANCELLED'}
         try:
             loaded = [(p, read_for_blender(p)) for p in paths]   # all files first: nothing half-imported
         except GaussianHeadsError as exc:
@@ -202,13 +221,13 @@ def register():
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
     bpy.types.TOPBAR_MT_file_export.append(_menu_export)
     bpy.app.handlers.load_post.append(_native_after_load)
-    # avatars' Solid-view points follow the frame, except while rendering (splat_data.HANDLERS)
-    for name, function in splat_data.HANDLERS:
+    # avatars follow the frame and their sliders: native splats on 5.3+, Solid view before
+    for name, function in avatar_pose.HANDLERS:
         getattr(bpy.app.handlers, name).append(function)
 
 
 def unregister():
-    for name, function in reversed(splat_data.HANDLERS):
+    for name, function in reversed(avatar_pose.HANDLERS):
         if function in getattr(bpy.app.handlers, name):
             getattr(bpy.app.handlers, name).remove(function)
     if _native_after_load in bpy.app.handlers.load_post:

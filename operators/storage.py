@@ -393,7 +393,7 @@ def identity_from_arrays(arrays: dict):
 
     meta = decode_meta(arrays["meta"]) if "meta" in arrays else {}
     kind = meta.get("kind", "bound_identity")
-    if kind != "bound_identity":
+    if kind not in ("bound_identity", "vertex_identity"):
         raise GaussianHeadsError(f"stored avatar is of an unknown kind '{kind}' (update the extension)")
     spec = str(meta.get("model", "open"))
     if any(k.startswith(MODEL_PREFIX) for k in arrays):
@@ -401,6 +401,10 @@ def identity_from_arrays(arrays: dict):
         arrays = {k: v for k, v in arrays.items() if not k.startswith(MODEL_PREFIX)}
     else:
         model = head_model(spec)
+    if kind == "vertex_identity":  # a LAM avatar: Gaussians on the glb's vertices
+        from ..engine.avatar.vertex_identity import VertexIdentity
+
+        return VertexIdentity.from_arrays(arrays, model)
     return BoundIdentity.from_arrays(arrays, model)
 
 

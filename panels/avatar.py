@@ -83,8 +83,12 @@ def _source_status(scene_props):
     """The identity source registry's line about the chosen input (None: nothing to say)."""
     from ..engine.avatar.sources import SourceSpec, source_status
 
+    from ..preferences import flame_model_path
+
     path = bpy.path.abspath(scene_props.sample_checkpoint) if scene_props.sample_checkpoint else ""
-    return source_status(SourceSpec(scene_props.sample_source.lower(), path))
+    source = scene_props.sample_source.lower()
+    model = flame_model_path() if source == "gaussian_avatars" else "open"   # GaussianAvatars need FLAME
+    return source_status(SourceSpec(source, path, model_spec=model))
 
 
 class GAUSSIAN_HEADS_PT_sample(GaussianHeadsSidebar, bpy.types.Panel):
@@ -95,7 +99,7 @@ class GAUSSIAN_HEADS_PT_sample(GaussianHeadsSidebar, bpy.types.Panel):
         props = context.scene.gaussian_heads
         col = layout.column()
         col.prop(props, "sample_source", text="Source")
-        if props.sample_source == 'CHECKPOINT':
+        if props.sample_source != 'BUILTIN':   # every other kind reads a file or folder
             col.prop(props, "sample_checkpoint", text="")
         status = _source_status(props)
         if status is not None:  # e.g. an untrained checkpoint: samples are structured noise

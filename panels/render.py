@@ -7,6 +7,7 @@ camera, view layer, world, point cloud data) and remove it again at unregister.
 
 import bpy
 
+from ..engine.composite import COMPOSITE_ENGINES, composite_offer
 from ..render_engine import ENGINE_ID
 
 #: Built-in panels that make sense for the Gaussian Heads engine.
@@ -133,9 +134,66 @@ class GAUSSIAN_HEADS_PT_render_passes(GaussianHeadsRenderPanel, bpy.types.Panel)
         layout.prop(view_layer, "use_pass_z")
 
 
+class GAUSSIAN_HEADS_PT_render_composite(bpy.types.Panel):
+    """Cycles/EEVEE/Workbench scenes with avatars: set up or remove the Gaussian Heads composite
+    (operators/composite.py); on Blender 5.3+, which renders avatars itself, it is an option."""
+
+    bl_space_type = 'PROPERTIES'
+    bl_region_type = 'WINDOW'
+    bl_context = "render"
+    bl_label = "Gaussian Heads Composite"
+    COMPAT_ENGINES = set(COMPOSITE_ENGINES)
+
+    @classmethod
+    def poll(cls, context):
+        from ..operators import composite
+
+        if context.scene is None:
+            return False
+        if composite.is_composited(context.scene):   # under any engine: the way to remove it
+            return True
+        return context.engine in cls.COMPAT_ENGINES and bool(composite.composited_objects(context.view_layer))
+
+    def draw(self, context):
+        from ..operators import composite
+        from ..operators.color_management import view_problem
+
+        layout = self.layout
+        scene = context.scene
+        if not composite.is_composited(scene):
+            if composite_offer(scene.render.engine, bpy.app.version) == "option":
+                layout.label(text="Blender renders avatars itself; this uses Gaussian Heads'", icon='INFO')
+                layout.label(text="rasterizer and Z-combines its layer with this render")
+            layout.operator("gaussian_heads.composite_setup", icon='NODE_COMPOSITING')
+            return
+        companion = composite.companion_of(scene)
+        col = layout.column()
+        if scene.render.engine == ENGINE_ID:
+            col.alert = True
+            col.label(text="The composite hides avatars from this scene's own render", icon='ERROR')
+        elif companion is None:
+            col.alert = True
+            col.label(text="The companion scene is gone: remove the composite", icon='ERROR')
+        else:
+            col.label(text=f"Avatars render in scene '{companion.name}'", icon='NODE_COMPOSITING')
+            col.use_property_split = True
+            col.use_property_decorate = False
+            props = companion.gaussian_heads
+            col.prop(props, "backend")
+            col.prop(props, "mode")
+            col.prop(props, "sh_degree")
+        problem = view_problem(scene)
+        if problem is not None:
+            warn = layout.column()
+            warn.alert = True
+            warn.label(text=f"The {problem} washes out avatars", icon='ERROR')
+            warn.operator("gaussian_heads.use_standard_view", icon='COLOR')
+        layout.operator("gaussian_heads.composite_remove", icon='X')
+
+
 classes = (GAUSSIAN_HEADS_PT_render_settings, GAUSSIAN_HEADS_PT_render_color,
            GAUSSIAN_HEADS_PT_render_film,
-           GAUSSIAN_HEADS_PT_render_passes)
+           GAUSSIAN_HEADS_PT_render_passes, GAUSSIAN_HEADS_PT_render_composite)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

@@ -134,8 +134,13 @@ def provided_by_blender(blender_version_min: str) -> dict[str, Version]:
 # EXTRA_PINS holds the run-time dependencies requirements.txt does not name (the versions the
 # development environment resolved, so tests ran against exactly these).
 BUNDLED = ("onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
-           "flatbuffers", "protobuf", "packaging", "python-osc")
-EXTRA_PINS = {"flatbuffers": "25.12.19", "protobuf": "7.36.2"}
+           "flatbuffers", "protobuf", "packaging", "python-osc",
+           "pygltflib", "dataclasses-json", "marshmallow", "typing-inspect", "mypy-extensions",
+           "typing-extensions", "deprecated", "wrapt")
+EXTRA_PINS = {"flatbuffers": "25.12.19", "protobuf": "7.36.2",
+              # pygltflib's closure (all pure Python; wrapt's py3-none-any wheel)
+              "dataclasses-json": "0.6.7", "marshmallow": "3.26.2", "typing-inspect": "0.9.0",
+              "mypy-extensions": "1.2.0", "typing-extensions": "4.16.0", "deprecated": "1.3.1", "wrapt": "2.5.2"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,12 +18,14 @@ from ..errors import GaussianHeadsError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="identity seed (non-negative integer)")
     parser.add_argument("--source", default="builtin",
-                        help="identity source: 'builtin' (default) or 'checkpoint:PATH' (a bare path "
-                             "means a checkpoint)")
+                        help="identity source: 'builtin' (default), 'checkpoint:PATH' (a bare path "
+                             "means a checkpoint), 'gaussian_avatars:FOLDER' (with --model FLAME) or "
+                             "'lam:PATH' (a LAM avatar zip)")
     parser.add_argument("--gaussians", type=int, default=None,
                         help="number of Gaussians (built-in source; default 65536)")
     parser.add_argument("--truncation", type=float, default=0.7, help="identity truncation (default 0.7)")
-    parser.add_argument("--model", default="open", help="head model for the built-in source (default: open)")
+    parser.add_argument("--model", default="open", help="head model for the built-in source (default: open); your FLAME 2023 "
+                             "model for gaussian_avatars")
     parser.add_argument("--out", required=True, help="output .ply file")
 
 

@@ -37,7 +37,7 @@ from ..errors import GaussianHeadsError, check_shape
 from ..head_model.model import HeadModel, HeadParams
 from .binding import Binding
 from .gaussian_set import GaussianSet, sh_degree_for
-from .lift_kernel import lift_gaussians
+from .lift_kernel import SCALE_RULES, lift_gaussians
 
 FORMAT_VERSION = 1
 _FIELDS = ("offsets", "log_scales", "quats", "opacity_logits")
@@ -197,7 +197,8 @@ class BoundIdentity:
 
     model: HeadModel; binding: Binding (N); canonical: CanonicalGaussians (N);
     shape [S] identity β; deformation: optional Deformation; meta: JSON-serialisable dict
-    (``meta["model"]`` is the spec to reload the head model with; defaults to ``model_spec(model)``).
+    (``meta["model"]`` is the spec to reload the head model with; defaults to ``model_spec(model)``;
+    ``meta["face_scale"]`` the face scale rule of ``lift_kernel``, default "mean_edge").
     """
 
     model: HeadModel
@@ -217,6 +218,10 @@ class BoundIdentity:
         self.meta = dict(self.meta)
         self.meta.setdefault("model", model_spec(self.model))
         self._faces = np.ascontiguousarray(self.model.faces, dtype=np.int32)
+        self._scale_rule = str(self.meta.get("face_scale", "mean_edge"))
+        if self._scale_rule not in SCALE_RULES:
+            raise GaussianHeadsError(f"identity has an unknown face scale rule '{self._scale_rule}' "
+                                     f"(known: {', '.join(SCALE_RULES)})")
 
     def __len__(self) -> int:
         return len(self.binding)
@@ -252,7 +257,7 @@ class BoundIdentity:
             residuals = self.deformation.residuals(params)
             if residuals is not None:
                 canonical = residuals.applied_to(canonical)
-        return lift_canonical(vertices, self._faces, self.binding, canonical)
+        return lift_canonical(vertices, self._faces, self.binding, canonical, scale_rule=self._scale_rule)
 
     # -- storage ----------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -339,12 +344,13 @@ class BoundIdentity:
 
 
 def lift_canonical(vertices: np.ndarray, faces: np.ndarray, binding: Binding, canonical: CanonicalGaussians,
-                   impl: str = "auto") -> GaussianSet:
+                   impl: str = "auto", scale_rule: str = "mean_edge") -> GaussianSet:
     """Place canonical Gaussians on a posed mesh.
 
     vertices [V, 3], faces [F, 3], binding (N), canonical (N) -> GaussianSet (N), model space.
-    ``impl``: see ``lift_kernel.lift_gaussians`` (numba kernels, numpy reference).
+    ``impl``, ``scale_rule``: see ``lift_kernel.lift_gaussians`` (numba kernels, numpy reference).
     """
     means, log_scales, quats = lift_gaussians(vertices, faces, binding.face_idx, binding.bary, canonical.offsets,
-                                              canonical.log_scales, canonical.quats, impl=impl)
+                                              canonical.log_scales, canonical.quats, impl=impl,
+                                              scale_rule=scale_rule)
     return GaussianSet(means, log_scales, quats, canonical.opacity_logits, canonical.sh)

@@ -1,7 +1,9 @@
 """Fused per-Gaussian lifting kernel (numba), with the numpy reference it must agree with.
 
 ``lift_gaussians(vertices, faces, face_idx, bary, offsets, log_scales, quats)`` computes, for every
-Gaussian bound to triangle (v0, v1, v2) at barycentrics b (frame as in ``binding``):
+Gaussian bound to triangle (v0, v1, v2) at barycentrics b (frame R as in ``binding``; the face
+scale s by ``scale_rule``: "mean_edge" (ours, ``binding``) or "edge_height", GaussianAvatars' rule
+s = (|v1 − v0| + distance of v2 from the line v0v1) / 2):
 
     means      [N, 3] = b·(v0, v1, v2) + s · R · offsets
     log_scales [N, 3] = log_scales + log(s)
@@ -29,10 +31,17 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 _MIN = 1e-9
 
 
-def _lift_numpy(vertices, corners, bary, offsets, log_scales, quats):
+SCALE_RULES = ("mean_edge", "edge_height")
+
+
+def _lift_numpy(vertices, corners, bary, offsets, log_scales, quats, rule=0):
     v = vertices.astype(np.float64)
     v0, v1, v2 = v[corners[:, 0]], v[corners[:, 1]], v[corners[:, 2]]
     rot, s = _frames_from_corners(v0, v1, v2)
+    if rule == 1:
+        e1, e2 = v1 - v0, v2 - v0
+        height = np.abs(np.einsum("ni,ni->n", rot[:, :, 1], e2))
+        s = np.maximum((np.linalg.norm(e1, axis=1) + height) / 2.0, _MIN)
     b = bary.astype(np.float64)
     points = v0 * b[:, 0:1] + v1 * b[:, 1:2] + v2 * b[:, 2:3]
     means = points + np.einsum("nij,nj->ni", rot, offsets.astype(np.float64) * s[:, None])
@@ -46,8 +55,8 @@ def _lift_numpy(vertices, corners, bary, offsets, log_scales, quats):
     return means.astype(np.float32), out_ls.astype(np.float32), out_q.astype(np.float32)
 
 
-def _face_loop(vertices, faces, frame):
-    """Per face: frame[f] = (R row-major 9, s, log s, quat wxyz 4) in float64."""
+def _face_loop(vertices, faces, frame, rule):
+    """Per face: frame[f] = (R row-major 9, s, log s, quat wxyz 4) in float64 (rule 1: edge_height)."""
     for f in range(faces.shape[0]):
         a = faces[f, 0]
         b = faces[f, 1]
@@ -73,6 +82,8 @@ def _face_loop(vertices, faces, frame):
         yy = zz * xx - zx * xz
         yz = zx * xy - zy * xx
         s = max((l1 + l2 + l3) / 3.0, _MIN)
+        if rule == 1:
+            s = max((l1 + abs(yx * e2x + yy * e2y + yz * e2z)) / 2.0, _MIN)
         # R = [[xx, yx, zx], [xy, yy, zy], [xz, yz, zz]] (columns x, y, z)
         frame[f, 0], frame[f, 1], frame[f, 2] = xx, yx, zx
         frame[f, 3], frame[f, 4], frame[f, 5] = xy, yy, zy
@@ -140,13 +151,17 @@ def available_impls() -> list[str]:
     return ["numba", "numpy"] if _numba is not None else ["numpy"]
 
 
-def lift_gaussians(vertices, faces, face_idx, bary, offsets, log_scales, quats, impl: str = "auto"):
+def lift_gaussians(vertices, faces, face_idx, bary, offsets, log_scales, quats, impl: str = "auto",
+                   scale_rule: str = "mean_edge"):
     """See the module docstring. Returns (means [N,3], log_scales [N,3], quats [N,4]) float32."""
+    if scale_rule not in SCALE_RULES:
+        raise ValueError(f"unknown face scale rule '{scale_rule}' (have: {SCALE_RULES})")
+    rule = SCALE_RULES.index(scale_rule)
     if impl == "auto":
         impl = "numba" if _numba is not None else "numpy"
     if impl == "numpy":
         corners = np.asarray(faces, np.int64)[face_idx]
-        return _lift_numpy(vertices, corners, bary, offsets, log_scales, quats)
+        return _lift_numpy(vertices, corners, bary, offsets, log_scales, quats, rule)
     if impl != "numba" or _numba is None:
         raise ValueError(f"lift implementation '{impl}' is not available (have: {available_impls()})")
     face_loop, gaussian_loop = _kernels()
@@ -154,7 +169,7 @@ def lift_gaussians(vertices, faces, face_idx, bary, offsets, log_scales, quats, 
     vertices = np.ascontiguousarray(vertices, np.float32)
     faces = np.ascontiguousarray(faces, np.int32)
     frame = np.empty((faces.shape[0], 15), np.float64)
-    face_loop(vertices, faces, frame)
+    face_loop(vertices, faces, frame, rule)
     means = np.empty((n, 3), np.float32)
     out_ls = np.empty((n, 3), np.float32)
     out_q = np.empty((n, 4), np.float32)

@@ -137,6 +137,19 @@ def _sh_layout(path: str, names: set[str]) -> int:
     return m
 
 
+def vertex_property_names(path: str | os.PathLike) -> list[str]:
+    """The vertex element's property names, from the header only (cheap: e.g. to tell a
+    GaussianAvatars point cloud, which has ``binding_0``, from a plain 3DGS file)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_MAX_HEADER)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
+    _, elements, _, _ = _parse_header(path, head)
+    return [name for element in elements if element.name == "vertex" for name, _ in element.props]
+
+
 def read_ply_full(path: str | os.PathLike) -> PlyContents:
     """Read a 3DGS PLY -> PlyContents(gaussians (N), extras {name: [N]}, comments)."""
     path = os.fspath(path)

@@ -15,7 +15,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import sys
+
+# Idle OpenMP workers sleep rather than spin (see cpu.py). Set here, before anything in this
+# package imports torch, whose bundled OpenMP runtime reads it once when it loads and is then the
+# one numba's kernels use: spinning workers cost 30-60% more CPU time per frame on a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ..avatar.gaussian_set import GaussianSet
 from ..errors import GaussianHeadsError

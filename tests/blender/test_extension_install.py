@@ -64,7 +64,9 @@ def test_zip_validates_and_holds_the_extension_and_linux_wheels_only(linux_zip):
     wheels = sorted(n.split("/")[1] for n in names if n.startswith("wheels/") and n.endswith(".whl"))
     dists = {w.split("-")[0].lower() for w in wheels}
     assert dists == {"onnxruntime", "scipy", "numba", "llvmlite", "safetensors",
-                     "flatbuffers", "protobuf", "packaging", "python_osc"}
+                     "flatbuffers", "protobuf", "packaging", "python_osc",
+                     "pygltflib", "dataclasses_json", "marshmallow", "typing_inspect", "mypy_extensions",
+                     "typing_extensions", "deprecated", "wrapt"}
     assert not any(w.startswith(("numpy-", "torch-", "gsplat-")) for w in wheels)
     assert all(("manylinux" in w or w.endswith("-none-any.whl")) for w in wheels), wheels
     # Blender 4.2-5.0 embed CPython 3.11, 5.1-5.3 CPython 3.13: every compiled package is there

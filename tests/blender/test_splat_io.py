@@ -190,10 +190,10 @@ def test_avatar_display_follows_the_frame(gh, helpers, avatar, monkeypatch, tmp_
     """Solid view's points (the display ``position``) show the pose at the current frame."""
     frames = _engine(helpers, "engine.avatar.frames")
     head_params = helpers.addon("render_engine").head_params
-    splat_data = helpers.addon("splat_data")
-    assert splat_data.pose_displays_on_frame_change in bpy.app.handlers.frame_change_post
-    assert bpy.app.background and not splat_data.POSE_IN_BACKGROUND   # off where no one looks
-    monkeypatch.setattr(splat_data, "POSE_IN_BACKGROUND", True)        # as in an interactive session
+    avatar_pose = helpers.addon("avatar_pose")
+    assert avatar_pose.pose_on_frame_change in bpy.app.handlers.frame_change_post
+    assert bpy.app.background and not avatar_pose.POSE_IN_BACKGROUND  # off where no one looks
+    monkeypatch.setattr(avatar_pose, "POSE_IN_BACKGROUND", True)       # as in an interactive session
     scene = bpy.context.scene
     avatar.gaussian_heads.jaw = (0.0, 0.0, 0.0)
     avatar.keyframe_insert("gaussian_heads.jaw", frame=1)

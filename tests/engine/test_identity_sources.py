@@ -21,17 +21,20 @@ N = 2000
 
 
 def test_registry_names_and_enum_numbers():
-    assert sources.source_names() == ("builtin", "checkpoint")
+    names = sources.source_names()
+    assert names[:2] == ("builtin", "checkpoint") and "gaussian_avatars" in names  # kinds are only appended
     items = sources.enum_items()
-    assert [i[0] for i in items] == ["BUILTIN", "CHECKPOINT"] and [i[3] for i in items] == [0, 1]
+    assert [i[0] for i in items] == [n.upper() for n in names] and [i[3] for i in items] == list(range(len(names)))
 
 
 def test_parse_source_strings(tmp_path):
     assert parse_source("builtin", 4096, "open") == SourceSpec("builtin", "", 4096, "open")
     assert parse_source("checkpoint:" + str(tmp_path)) == SourceSpec("checkpoint", str(tmp_path))
     assert parse_source(str(tmp_path)) == SourceSpec("checkpoint", str(tmp_path))  # bare path: older CLIs
-    with pytest.raises(GaussianHeadsError, match="unknown identity source 'lam'"):
-        parse_source("lam:avatar.zip")
+    with pytest.raises(GaussianHeadsError, match="unknown identity source 'nosuch'"):
+        parse_source("nosuch:avatar.zip")
+    with pytest.raises(GaussianHeadsError, match="no such LAM avatar zip"):
+        parse_source("lam:" + str(tmp_path / "avatar.zip"))
     with pytest.raises(GaussianHeadsError, match="choose a generator checkpoint"):
         parse_source("checkpoint:")
     with pytest.raises(GaussianHeadsError, match="no such generator checkpoint"):

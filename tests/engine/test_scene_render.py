@@ -61,6 +61,21 @@ def test_scene_linear_conversion_round_trips_through_the_standard_view():
     assert np.abs(sr.srgb_to_linear_fast(rgb) - sr.srgb_to_linear(rgb)).max() < 2e-5
 
 
+@pytest.mark.parametrize("background", [None, (0.2, 0.3, 0.4)])
+def test_fused_scene_linear_conversion_equals_the_numpy_reference(background):
+    """The numba kernel does the reference's float32 arithmetic: equal to the last bit, also on
+    alpha at and around the 1e-6 cut, above 1 and below 0, and colours outside [0, 1]."""
+    rng = np.random.default_rng(1)
+    rgba = rng.uniform(-0.2, 1.3, (37, 53, 4)).astype(np.float32)
+    rgba[0, :8, 3] = [0.0, 1e-7, 1e-6, 1.1e-6, 1.0, 1.5, -0.5, 0.5]
+    fast = sr.display_to_scene_linear(rgba, background)
+    reference = sr.display_to_scene_linear_reference(rgba, background)
+    assert fast.dtype == np.float32 and fast.shape == rgba.shape
+    np.testing.assert_array_equal(fast, reference)
+    np.testing.assert_array_equal(sr.display_to_scene_linear(rgba[::-1], background),
+                                  reference[::-1])                 # a non-contiguous view too
+
+
 def test_depth_and_row_order():
     depth = np.array([[np.inf, 2.0], [1.5, 0.5]], np.float32)
     alpha = np.array([[0.0, 0.9], [0.5, 1e-5]], np.float32)

@@ -102,9 +102,11 @@ from engine import warmup
 p = warmup.start().wait()
 from engine.avatar.lift_kernel import _kernels
 from engine.bake import blend_kernel
-from engine.raster import cpu
+from engine import scene_colour, scene_render
+from engine.raster import cpu, cpu_tiles
 dispatchers = {{"lift_face": _kernels()[0], "lift_gaussian": _kernels()[1], "project": cpu._project,
-               "depth_order": cpu._depth_order, "bin": cpu._bin, "rasterize": cpu._rasterize,
+               "depth_order": cpu_tiles._depth_order, "bin": cpu_tiles._bin,
+               "rasterize": cpu_tiles._rasterize, "scene_linear": scene_colour._to_scene_linear,
                "blend": blend_kernel._blend, "rotation_residual": blend_kernel.rotation_residual}}
 before = {{k: len(d.signatures) for k, d in dispatchers.items()}}  # the warm-up ran in a child: none
 # what the add-on really does: sample and pose a built-in head, render it on the cpu, bake and blend
@@ -114,6 +116,8 @@ identity = BuiltinSource().sample(3)
 g = identity.pose(identity.neutral_params())
 cam = Camera(look_at((0.0, 0.0, 0.6), (0.0, 0.0, 0.0), up=(0.0, -1.0, 0.0)), 200.0, 200.0, 48.0, 48.0, 96, 96)
 image = render(g, cam, 96, 96, backend="cpu")
+for world in (None, (0.05, 0.05, 0.05)):   # what F12 and the viewport hand Blender
+    scene_render.display_to_scene_linear(image.rgba, world)
 from tests.engine.test_bake import SynthIdentity
 from engine.bake import BakeConfig, BakedIdentity, MLPConfig, SVDConfig, ReportConfig, bake
 small = SynthIdentity(n_gaussians=300)
@@ -144,11 +148,12 @@ def test_default_kernels_fill_an_empty_cache_with_the_signatures_the_add_on_uses
     # The child compiled every kernel into the cache: this process compiled nothing itself,
     # every signature the real work used came from the cache.
     assert set(r["before"].values()) == {0}
-    assert all(r["after"][k] >= 1 for k in ("lift_face", "lift_gaussian", "project", "rasterize", "blend")), r["after"]
+    assert all(r["after"][k] >= 1 for k in ("lift_face", "lift_gaussian", "project", "rasterize", "scene_linear",
+                                            "blend")), r["after"]
     assert set(r["misses"].values()) == {0}, f"a kernel compiled a signature the warm-up missed: {r['misses']}"
     assert r["after"]["blend"] == 2                                     # int8 and float32 tables
     assert r["drawn"] > 0
-    for name in ("lift_kernel._face_loop", "lift_kernel._gaussian_loop", "cpu._project", "cpu._rasterize",
+    for name in ("lift_kernel._face_loop", "lift_kernel._gaussian_loop", "cpu._project", "cpu_tiles._rasterize",
                  "blend_kernel._blend", "blend_kernel.rotation_residual"):
         assert any(f.startswith(name + "-") for f in r["index"]), (name, r["index"])
 

@@ -18,6 +18,12 @@ Phases, each a fresh process (a Blender restart):
 - ``gpu`` (Blender 5.3+, where ``gpu.init()`` allows drawing headless; software OpenGL): the
   viewport's real drawing code, ``render_engine._draw_pixels`` (texture upload + draw) and
   ``_draw_text`` (the error overlay), runs into an offscreen buffer that is read back.
+- ``native`` (Blender 5.3+): avatars as native, posed ``GAUSSIAN_SPLAT`` objects rendered by
+  Cycles (``native_phase.py``).
+- ``composite`` (every Blender): Composite with Cycles set up, rendered (occlusion both ways) and
+  removed (``composite_phase.py``).
+- ``gaussian_avatars``: a GaussianAvatars-format folder imported on a synthetic FLAME model
+  (``ga_phase.py``).
 
 Each phase prints one line ``@@RESULT@@{json}`` (what the pytest side checks) and exits 0; any
 failure raises, so the process exits non-zero with the traceback.
@@ -410,7 +416,39 @@ def phase_gpu(args) -> dict:
             "text_pixels": int((text[..., :3].max(axis=2) > 0.1).sum())}
 
 
-PHASES = {"install": phase_install, "run": phase_run, "reload": phase_reload, "gpu": phase_gpu}
+def phase_native(args) -> dict:
+    """Blender 5.3+: avatars as native, posed GAUSSIAN_SPLAT objects (tests/installed/native_phase.py)."""
+    if not hasattr(bpy.types.PointCloud.bl_rna.properties.get("type"), "enum_items"):
+        return {"skipped": f"Blender {bpy.app.version_string} has no native Gaussian splats"}
+    from native_phase import run
+
+    return run(args)
+
+
+def phase_gaussian_avatars(args) -> dict:
+    """A GaussianAvatars folder on a synthetic FLAME model (tests/installed/ga_phase.py)."""
+    from ga_phase import run
+
+    return run(args)
+
+
+def phase_lam(args) -> dict:
+    """A LAM avatar zip: import, F12, PLY and LAM export (tests/installed/lam_phase.py)."""
+    from lam_phase import run
+
+    return run(args)
+
+
+def phase_composite(args) -> dict:
+    """Composite with Cycles: set up, F12 occlusion both ways, remove (tests/installed/composite_phase.py)."""
+    from composite_phase import run
+
+    return run(args)
+
+
+PHASES = {"install": phase_install, "run": phase_run, "reload": phase_reload, "gpu": phase_gpu,
+          "native": phase_native, "gaussian_avatars": phase_gaussian_avatars, "composite": phase_composite,
+          "lam": phase_lam}
 
 
 def main() -> int:

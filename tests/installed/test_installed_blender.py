@@ -110,3 +110,55 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
         assert drawn["text_pixels"] > 20                        # the error overlay draws text
     else:
         assert "cannot draw in background mode" in drawn["skipped"]
+
+    # Avatars as native, posed GAUSSIAN_SPLAT objects, rendered by Cycles (5.3+; native_phase.py).
+    native = run_phase(python, "native", work)
+    if tuple(int(x) for x in blender.split(".")) >= (5, 3):
+        assert native["type"] == "GAUSSIAN_SPLAT" and native["lock_interface"], native
+        assert native["slider_moved"] > 5e-3 and native["slider_pose_error"] < 1e-5       # (c) slider
+        assert max(native["frame1_pose_error"], native["frame10_pose_error"]) < 1e-5        # (b) frames
+        assert native["anim_mouth_diff"] > 0.01 > 100 * native["anim_eyes_diff"], native
+        assert native["plane_covers_head_left"] > 0.95 and native["head_covers_plane_right"] > 0.9, native
+        assert native["plane_visible_right"] > 0.2, native                                  # (a) occlusion
+        assert native["psnr_cycles_vs_ours"] > 28.0, native                                 # same colours
+        assert native["splat_instances"] == ["wall"], native           # the avatar's native copy is not a splat
+        assert native["ours_wall_behind_green_on_head"] < 0.05 < 0.9 < native["ours_wall_behind_green_off_head"]
+        assert native["ours_wall_front_green_on_head"] > 0.95, native
+    else:
+        assert "no native Gaussian splats" in native["skipped"]
+
+    # Composite with Cycles (composite_phase.py): the wall in front of the head's left hides it,
+    # the head hides the wall behind its right; the avatar is not in the Cycles layer; removal
+    # restores the scenes, compositor, passes and visibility flags.
+    composite = run_phase(python, "composite", work)
+    assert composite["changed"] and composite["hidden_during"], composite
+    assert composite["wall_covers_head_left"] > 0.95 and composite["head_covers_wall_right"] > 0.9, composite
+    assert composite["cycles_vs_without_avatar_max"] == 0.0, composite
+    assert composite["restored"], (composite["before"], composite["after"])
+
+    # A GaussianAvatars folder on a synthetic FLAME model (ga_phase.py): error without FLAME, import,
+    # its flame_param.npz keyed, the jaw slider changes F12.
+    from tests.engine.ga_fixtures import flame_arrays, write_avatar, write_flame_npz
+
+    ga = tmp_path / "ga_fixtures"
+    ga.mkdir()
+    write_flame_npz(ga / "flame2023.npz")
+    arrays = write_avatar(ga / "avatar", flame_arrays())
+    imported = run_phase(python, "gaussian_avatars", work, fixtures=ga)
+    assert imported["points"] == len(arrays["binding"]) and imported["channels"] == 10, imported
+    expected = [float(v) for v in arrays["params"]["translation"][2]]
+    assert max(abs(a - b) for a, b in zip(imported["keyed_translation"], expected)) < 1e-5, imported
+    assert imported["alpha_max"] > 0.5 and imported["jaw_diff"] > 1e-4, imported
+
+    # A LAM avatar zip made from our open head model (lam_phase.py): pygltflib from the bundled
+    # wheels, a corrupt zip refused, import, jawOpen changes F12, PLY and LAM export read back.
+    from tests.engine.lam_fixtures import make_lam_zip
+
+    lam_dir = tmp_path / "lam_fixtures"
+    lam_dir.mkdir()
+    truth = make_lam_zip(lam_dir / "lam_avatar.zip")
+    lam = run_phase(python, "lam", work, fixtures=lam_dir)
+    n = len(truth.positions)
+    assert lam["points"] == lam["ply_points"] == lam["reexported_points"] == n and lam["channels"] == 52, lam
+    assert ".venv" not in lam["pygltflib"] and "site-packages" in lam["pygltflib"], lam
+    assert lam["alpha_max"] > 0.5 and lam["jaw_diff"] > 1e-4, lam

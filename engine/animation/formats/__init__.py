@@ -8,6 +8,7 @@ Detection order for a path:
   .npz:   FLAME parameter keys (flame_param.npz, tracked_flame_params*.npz, our own files).
   .json:  transforms*.json (with "frames") -> NeRF-style export; else named channels / Audio2Face.
   .csv/.txt: header starting Timecode,BlendShapeCount -> Live Link Face; else named-channel CSV.
+  .glb (or glTF magic): LAM's animation.glb (head-bone and morph-weight animation).
 Files with another or no extension are sniffed: zip magic -> npz, ``{`` -> JSON, else CSV.
 """
 
@@ -21,6 +22,7 @@ from ..sequence import ParamSequence
 from .csv_stream import read_header
 from .flame_arrays import is_flame_arrays_folder, read_flame_arrays
 from .flame_npz import read_flame_npz, write_flame_npz
+from .lam_glb import read_lam_animation_glb
 from .livelink import is_live_link_header, read_live_link_csv, write_live_link_csv
 from .named import read_named_csv, read_named_json
 from .nerf_folder import read_nerf_folder, transforms_files
@@ -28,7 +30,7 @@ from .per_frame_folders import is_emoca_folder, is_smirk_folder, read_emoca_fold
 
 FORMATS: tuple[str, ...] = (
     "flame_param_npz", "vhap_tracked_npz", "nerf_export", "smirk_folder", "flame_arrays", "emoca_folder",
-    "live_link_face_csv", "named_csv", "named_json", "audio2face_json",
+    "live_link_face_csv", "named_csv", "named_json", "audio2face_json", "lam_animation_glb",
 )
 WRITE_FORMATS: tuple[str, ...] = ("npz", "live_link_csv")
 
@@ -57,6 +59,8 @@ def detect_format(path: str | os.PathLike) -> str:
     ext = os.path.splitext(name)[1]
     with open(path, "rb") as f:
         head = f.read(4096)
+    if ext == ".glb" or head[:4] == b"glTF":
+        return "lam_animation_glb"
     if ext == ".npz" or head[:4] == b"PK\x03\x04":
         return "vhap_tracked_npz" if name.startswith("tracked_flame_params") else "flame_param_npz"
     if ext == ".npy":
@@ -95,6 +99,8 @@ def read_any(path: str | os.PathLike) -> ParamSequence:
         return read_emoca_folder(path)
     if fmt == "live_link_face_csv":
         return read_live_link_csv(path)
+    if fmt == "lam_animation_glb":
+        return read_lam_animation_glb(path)
     if fmt in ("named_json", "audio2face_json"):
         return read_named_json(path)
     return read_named_csv(path)

@@ -18,10 +18,10 @@ import os
 import numpy as np
 
 from ...errors import GaussianHeadsError
-from . import builtin, checkpoint
+from . import builtin, checkpoint, gaussian_avatars, lam
 from .spec import SourceKind, SourceSpec, SourceStatus
 
-KINDS: tuple[SourceKind, ...] = (builtin.KIND, checkpoint.KIND)
+KINDS: tuple[SourceKind, ...] = (builtin.KIND, checkpoint.KIND, gaussian_avatars.KIND, lam.KIND)
 _BY_NAME: dict[str, SourceKind] = {kind.name: kind for kind in KINDS}
 _cache: dict[tuple, object] = {}  # opened sources: building one costs a model load + a binding
 
@@ -44,7 +44,8 @@ def kind(name: str) -> SourceKind:
 
 def parse_source(text: str, n_gaussians: int | None = None, model_spec: str = "open") -> SourceSpec:
     """The CLI's ``--source`` string -> SourceSpec: ``NAME`` or ``NAME:PATH`` (``builtin``,
-    ``checkpoint:PATH``); a bare existing path means a generator checkpoint (older command lines)."""
+    ``checkpoint:PATH``, ``lam:PATH``); a bare existing path means a generator checkpoint (older
+    command lines)."""
     text = str(text).strip()
     if not text:
         raise GaussianHeadsError("empty identity source; use builtin or checkpoint:PATH")

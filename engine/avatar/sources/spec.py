@@ -8,10 +8,10 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class SourceSpec:
-    name: str = "builtin"               # a registered kind: "builtin" | "checkpoint"
+    name: str = "builtin"               # a registered kind: "builtin" | "checkpoint" | "gaussian_avatars" …
     path: str = ""                      # the input file or folder (kinds that take one)
     n_gaussians: int | None = None      # built-in only: Gaussians per identity (None: its default)
-    model_spec: str = "open"            # built-in only: "open" or a FLAME file path
+    model_spec: str = "open"            # built-in: "open" or a FLAME file path; gaussian_avatars: the FLAME path
 
 
 @dataclass(frozen=True)
