@@ -20,8 +20,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "render": ("raster.cli_render", "render one frame of a sampled identity to PNG (CPU path)"),
     "anim": ("animation.cli", "inspect and convert expression/pose animation files"),
     "bake": ("bake.cli", "bake an identity into Gaussian blendshapes (AGORA-M)"),
-    "bench": ("bench", "benchmarks: render, pose, import, head-model, sample, bake"),
+    "bench": ("bench", "benchmarks: render, pose, bake, live, train, … (bench --help lists them all)"),
     "live": ("live.cli", "live face capture: record a stream, or send a take as packets"),
+    "train": ("train.cli", "train the AGORA generator on a dataset (torch; torchrun for several processes)"),
+    "dataset": ("train.cli_dataset", "build or check a training dataset (synthetic, from tracker output)"),
 }
 
 

@@ -23,6 +23,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "lam": ("io.bench_lam", "LAM avatar zip: import time and pose time per frame"),
     "gaussian-avatars": ("avatar.bench_gaussian_avatars", "GaussianAvatars-format avatar: import and pose per frame"),
     "live": ("live.bench", "live capture: packet-to-slider latency and dropped frames over loopback"),
+    "train": ("train.bench", "generator training on the synthetic dataset: SWD and expression control, steps/s"),
 }
 
 

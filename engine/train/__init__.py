@@ -1,0 +1,9 @@
+"""AGORA generator training (torch; a development dependency, never imported by the add-on).
+
+``dataset`` (on-disk format, validation, writer), ``synthetic`` and ``tracker`` (builders),
+``data`` (DistributedSampler batches), ``model`` (maps → Gaussians on the articulated mesh),
+``splat_torch`` (differentiable rasterizer; gsplat on CUDA), ``discriminator`` (dual
+discrimination), ``losses``, ``loop`` (Trainer), ``state`` (resume), ``ddp`` (torchrun),
+``cli`` / ``cli_dataset`` (``python -m engine train`` / ``dataset``), ``metrics`` and ``bench``.
+See docs/TRAINING.md.
+"""
