@@ -202,9 +202,10 @@ def read_gaussians(pointcloud) -> GaussianSet:
 
 def create_splat_object(name: str, gaussians: GaussianSet, collection):
     """A new splat object holding ``gaussians`` (object space), linked to ``collection``."""
-    from .operators.storage import _new_pointcloud
+    from .operators.attribute_columns import id_name, new_pointcloud
 
-    pointcloud = _new_pointcloud(name, len(gaussians))
+    name = id_name(name)
+    pointcloud = new_pointcloud(name, len(gaussians))
     try:
         write_gaussians(pointcloud, gaussians)
         obj = bpy.data.objects.new(name, pointcloud)

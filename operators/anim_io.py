@@ -25,6 +25,7 @@ from ..preferences import flame_model_path
 from ..properties import EXPR_HARD_LIMIT
 from . import keyframes
 from .context import poll_active_avatar
+from .file_io import register_file_operators
 
 IMPORT_LABEL = "Gaussian Heads Animation (.npz/.csv/.json/folder)"
 EXPORT_LABEL = "Gaussian Heads Animation (.npz/.csv)"
@@ -373,25 +374,7 @@ class GAUSSIAN_HEADS_OT_export_animation(bpy.types.Operator, ExportHelper):
         return {'FINISHED'}
 
 
-def _menu_import(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_import_animation.bl_idname, text=IMPORT_LABEL)
-
-
-def _menu_export(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_export_animation.bl_idname, text=EXPORT_LABEL)
-
-
 classes = (GAUSSIAN_HEADS_OT_import_animation, GAUSSIAN_HEADS_OT_export_animation)
-_register, _unregister = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register()
-    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
-    bpy.types.TOPBAR_MT_file_export.append(_menu_export)
-
-
-def unregister():
-    bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
-    _unregister()
+register, unregister = register_file_operators(
+    classes, import_entry=(GAUSSIAN_HEADS_OT_import_animation.bl_idname, IMPORT_LABEL),
+    export_entry=(GAUSSIAN_HEADS_OT_export_animation.bl_idname, EXPORT_LABEL))

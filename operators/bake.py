@@ -19,7 +19,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from ..engine.errors import GaussianHeadsError
 from . import storage
-from .context import poll_active_avatar
+from .context import poll_active_avatar, poll_avatar_with_identity
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,8 @@ class GAUSSIAN_HEADS_OT_bake_blendshapes(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = poll_active_avatar(cls, context)
+        obj = poll_avatar_with_identity(cls, context)
         if obj is None:
-            return False
-        if not storage.has_identity(obj):
-            cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
             return False
         if obj.name in _running:
             cls.poll_message_set(f"'{obj.name}' is already baking")

@@ -3,6 +3,8 @@ selection an operator leaves behind."""
 
 from __future__ import annotations
 
+from . import storage
+
 
 def poll_active_avatar(cls, context):
     """The active object if it is a Gaussian head avatar, else None after explaining the refusal
@@ -15,6 +17,29 @@ def poll_active_avatar(cls, context):
         cls.poll_message_set(f"'{obj.name}' is not a Gaussian head avatar")
         return None
     return obj
+
+
+def poll_avatar_with_identity(cls, context):
+    """``poll_active_avatar``, also refusing an avatar that holds no stored Gaussians."""
+    obj = poll_active_avatar(cls, context)
+    if obj is None:
+        return None
+    if not storage.has_identity(obj):
+        cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
+        return None
+    return obj
+
+
+def poll_object_mode(cls, context) -> bool:
+    """True in Object Mode with a scene (what adding objects needs), else False after explaining
+    the refusal with ``cls.poll_message_set``."""
+    if context.mode != 'OBJECT':
+        cls.poll_message_set("Switch to Object Mode first")
+        return False
+    if context.scene is None:
+        cls.poll_message_set("No active scene")
+        return False
+    return True
 
 
 def select_only(context, objects) -> None:

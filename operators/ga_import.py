@@ -15,8 +15,9 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..engine.errors import GaussianHeadsError
 from . import storage
-from .context import select_only
-from .sample import SampleSettings, fill_avatar_properties, sample_identity, source_model_spec
+from .context import poll_object_mode, select_only
+from .file_io import register_file_operators
+from .sample import SampleSettings, add_avatar, sample_identity, source_model_spec
 
 
 def avatar_folder_path(filepath: str, directory: str) -> str:
@@ -44,10 +45,7 @@ class GAUSSIAN_HEADS_OT_import_gaussian_avatars(bpy.types.Operator, ImportHelper
 
     @classmethod
     def poll(cls, context):
-        if context.mode != 'OBJECT':
-            cls.poll_message_set("Switch to Object Mode first")
-            return False
-        return context.scene is not None
+        return poll_object_mode(cls, context)
 
     def execute(self, context):
         path = avatar_folder_path(self.filepath, self.directory)
@@ -56,14 +54,8 @@ class GAUSSIAN_HEADS_OT_import_gaussian_avatars(bpy.types.Operator, ImportHelper
         try:
             identity = sample_identity(settings)
             name = os.path.basename(os.path.dirname(identity.meta["gaussian_avatars"])) or "GaussianAvatar"
-            obj = storage.create_avatar_object(name, identity, context.collection)
+            obj = add_avatar(name, identity, settings, context.collection)
         except GaussianHeadsError as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
-        try:
-            fill_avatar_properties(obj, identity, settings)
-        except GaussianHeadsError as exc:
-            storage.remove_avatar_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
         select_only(context, [obj])
@@ -81,15 +73,6 @@ class GAUSSIAN_HEADS_OT_import_gaussian_avatars(bpy.types.Operator, ImportHelper
         return {'FINISHED'}
 
 
-def _menu_import(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_import_gaussian_avatars.bl_idname, text="GaussianAvatars Avatar (.ply)")
-
-
-def register():
-    bpy.utils.register_class(GAUSSIAN_HEADS_OT_import_gaussian_avatars)
-    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
-
-
-def unregister():
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
-    bpy.utils.unregister_class(GAUSSIAN_HEADS_OT_import_gaussian_avatars)
+register, unregister = register_file_operators(
+    (GAUSSIAN_HEADS_OT_import_gaussian_avatars,),
+    import_entry=(GAUSSIAN_HEADS_OT_import_gaussian_avatars.bl_idname, "GaussianAvatars Avatar (.ply)"))

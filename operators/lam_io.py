@@ -8,16 +8,15 @@ The zip's ``animation.glb`` becomes the avatar's action when it holds head or mo
 
 from __future__ import annotations
 
-import os
-
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, StringProperty
-from bpy_extras.io_utils import ExportHelper, ImportHelper
+from bpy.props import BoolProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
 
 from ..engine.errors import GaussianHeadsError
 from . import storage
-from .context import poll_active_avatar, select_only
-from .sample import SampleSettings, fill_avatar_properties
+from .context import poll_avatar_with_identity, poll_object_mode, select_only
+from .file_io import MultiFileImport, ViewportDrop, add_all_or_none, file_stem, register_file_operators
+from .sample import SampleSettings, add_avatar
 
 
 def read_lam_avatars(paths: list[str]) -> list:
@@ -45,7 +44,7 @@ def apply_template_animation(obj, avatar, scene) -> str | None:
     return f"animation.glb: {sequence.n_frames} frames at {sequence.fps:g} fps keyed"
 
 
-class GAUSSIAN_HEADS_OT_import_lam(bpy.types.Operator, ImportHelper):
+class GAUSSIAN_HEADS_OT_import_lam(bpy.types.Operator, MultiFileImport):
     """Import LAM avatar zips (skin.glb, offset.ply, vertex_order.json, animation.glb) as avatars"""
 
     bl_idname = "gaussian_heads.import_lam"
@@ -53,27 +52,12 @@ class GAUSSIAN_HEADS_OT_import_lam(bpy.types.Operator, ImportHelper):
     bl_options = {'REGISTER', 'UNDO'}
 
     filter_glob: StringProperty(default="*.zip", options={'HIDDEN'})
-    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={'HIDDEN', 'SKIP_SAVE'})
-    directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
     animation: BoolProperty(name="Template Animation", default=False,
                             description="Key the zip's animation.glb (LAM's template head motion) onto the avatar")
 
     @classmethod
     def poll(cls, context):
-        if context.mode != 'OBJECT':
-            cls.poll_message_set("Switch to Object Mode first")
-            return False
-        return context.scene is not None
-
-    def invoke(self, context, event):
-        if self.directory and len(self.files):   # drag-and-drop
-            return self.execute(context)
-        return ImportHelper.invoke(self, context, event)
-
-    def paths(self) -> list[str]:
-        if self.directory and len(self.files):
-            return [os.path.join(self.directory, f.name) for f in self.files if f.name]
-        return [bpy.path.abspath(self.filepath)] if self.filepath else []
+        return poll_object_mode(cls, context)
 
     def execute(self, context):
         paths = self.paths()
@@ -85,20 +69,21 @@ class GAUSSIAN_HEADS_OT_import_lam(bpy.types.Operator, ImportHelper):
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        made, notes = [], []
+        notes = []
+
+        def add(path, avatar):
+            return add_avatar(file_stem(path, "LAM"), avatar.identity, SampleSettings(source="lam", checkpoint=path),
+                              context.collection)
+
+        def key_animation(obj, avatar):
+            note = apply_template_animation(obj, avatar, context.scene)
+            if note:
+                notes.append(note)
+
         try:
-            for path, avatar in loaded:
-                name = os.path.splitext(os.path.basename(path))[0] or "LAM"
-                obj = storage.create_avatar_object(name, avatar.identity, context.collection)
-                made.append(obj)
-                fill_avatar_properties(obj, avatar.identity, SampleSettings(source="lam", checkpoint=path))
-                if self.animation:
-                    note = apply_template_animation(obj, avatar, context.scene)
-                    if note:
-                        notes.append(note)
+            made = add_all_or_none(loaded, add, storage.remove_avatar_object,
+                                   then=key_animation if self.animation else None)
         except GaussianHeadsError as exc:
-            for obj in made:
-                storage.remove_avatar_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
         select_only(context, made)
@@ -123,13 +108,7 @@ class GAUSSIAN_HEADS_OT_export_lam(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        obj = poll_active_avatar(cls, context)
-        if obj is None:
-            return False
-        if not storage.has_identity(obj):
-            cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
-            return False
-        return True
+        return poll_avatar_with_identity(cls, context) is not None
 
     def execute(self, context):
         from ..engine.io.lam import write_lam_zip
@@ -148,7 +127,7 @@ class GAUSSIAN_HEADS_OT_export_lam(bpy.types.Operator, ExportHelper):
         return {'FINISHED'}
 
 
-class GAUSSIAN_HEADS_FH_lam(bpy.types.FileHandler):
+class GAUSSIAN_HEADS_FH_lam(ViewportDrop, bpy.types.FileHandler):
     """Drag-and-drop of LAM avatar zips into the 3D viewport or outliner."""
 
     bl_idname = "GAUSSIAN_HEADS_FH_lam"
@@ -156,30 +135,8 @@ class GAUSSIAN_HEADS_FH_lam(bpy.types.FileHandler):
     bl_import_operator = GAUSSIAN_HEADS_OT_import_lam.bl_idname
     bl_file_extensions = ".zip"
 
-    @classmethod
-    def poll_drop(cls, context):
-        return context.area is not None and context.area.type in {'VIEW_3D', 'OUTLINER'}
-
-
-def _menu_import(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_import_lam.bl_idname, text="LAM Avatar (.zip)")
-
-
-def _menu_export(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_export_lam.bl_idname, text="LAM Avatar (.zip)")
-
 
 classes = (GAUSSIAN_HEADS_OT_import_lam, GAUSSIAN_HEADS_OT_export_lam, GAUSSIAN_HEADS_FH_lam)
-_register, _unregister = bpy.utils.register_classes_factory(classes)
-
-
-def register():
-    _register()
-    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
-    bpy.types.TOPBAR_MT_file_export.append(_menu_export)
-
-
-def unregister():
-    bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
-    _unregister()
+register, unregister = register_file_operators(
+    classes, import_entry=(GAUSSIAN_HEADS_OT_import_lam.bl_idname, "LAM Avatar (.zip)"),
+    export_entry=(GAUSSIAN_HEADS_OT_export_lam.bl_idname, "LAM Avatar (.zip)"))

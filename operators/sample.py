@@ -17,7 +17,7 @@ from ..engine.errors import GaussianHeadsError
 from ..engine.scene_render import channel_group, mirrored_values
 from ..properties import MAX_SHAPE, widen_expression_range
 from . import storage
-from .context import poll_active_avatar, select_only
+from .context import poll_active_avatar, poll_avatar_with_identity, poll_object_mode, select_only
 
 SOURCE_ITEMS = sources.enum_items()
 UI_SHAPE = 8  # shape sliders offered by the operator (the rest are sampled)
@@ -94,14 +94,16 @@ def fill_avatar_properties(obj, identity, settings: SampleSettings, model_spec: 
     props.eyes = (0.0,) * 6
 
 
-def _object_mode_poll(cls, context) -> bool:
-    if context.mode != 'OBJECT':
-        cls.poll_message_set("Switch to Object Mode first")
-        return False
-    if context.scene is None:
-        cls.poll_message_set("No active scene")
-        return False
-    return True
+def add_avatar(name: str, identity, settings: SampleSettings, collection):
+    """A new avatar object in ``collection`` holding ``identity``, its properties filled from
+    ``settings``; on ``GaussianHeadsError`` nothing is left in the scene and the error is raised."""
+    obj = storage.create_avatar_object(name, identity, collection)
+    try:
+        fill_avatar_properties(obj, identity, settings)
+    except GaussianHeadsError:
+        storage.remove_avatar_object(obj)
+        raise
+    return obj
 
 
 class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
@@ -123,7 +125,7 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _object_mode_poll(cls, context)
+        return poll_object_mode(cls, context)
 
     def settings(self) -> SampleSettings:
         shape = tuple(float(v) for v in self.shape)
@@ -136,15 +138,8 @@ class GAUSSIAN_HEADS_OT_sample_identity(bpy.types.Operator):
         settings = self.settings()
         try:
             identity = sample_identity(settings)
-            obj = storage.create_avatar_object(f"GaussianHead.{settings.seed}", identity,
-                                               context.collection)
+            obj = add_avatar(f"GaussianHead_{settings.seed}", identity, settings, context.collection)
         except GaussianHeadsError as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
-        try:
-            fill_avatar_properties(obj, identity, settings)
-        except GaussianHeadsError as exc:
-            storage.remove_avatar_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
         select_only(context, [obj])
@@ -224,13 +219,7 @@ class GAUSSIAN_HEADS_OT_export_ply(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = poll_active_avatar(cls, context)
-        if obj is None:
-            return False
-        if not storage.has_identity(obj):
-            cls.poll_message_set(f"'{obj.name}' holds no stored Gaussians")
-            return False
-        return True
+        return poll_avatar_with_identity(cls, context) is not None
 
     def invoke(self, context, event):
         if not self.filepath:

@@ -10,17 +10,16 @@ at the current frame, the way Export Gaussian PLY poses it).
 
 from __future__ import annotations
 
-import os
-
 import bpy
 import numpy as np
-from bpy.props import CollectionProperty, EnumProperty, StringProperty
-from bpy_extras.io_utils import ExportHelper, ImportHelper
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
 
 from ..engine.errors import GaussianHeadsError
 from ..engine.io.ply import vertex_property_names
 from .. import avatar_pose, splat_data
-from .context import select_only
+from .context import poll_object_mode, select_only
+from .file_io import MultiFileImport, ViewportDrop, add_all_or_none, file_stem, register_file_operators
 
 IMPORT_GLOB = "*.ply;*.spz;*.splat"
 SPACE_ITEMS = (('LOCAL', "Local", "The avatar's head-model frame (+Y up), or the splat object's own space"),
@@ -77,7 +76,7 @@ def _is_gaussian_avatars_ply(path: str) -> bool:
         return False
 
 
-class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
+class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, MultiFileImport):
     """Import Gaussian splat files (3DGS PLY, Niantic SPZ, antimatter15 .splat) as splat objects"""
 
     bl_idname = "gaussian_heads.import_splats"
@@ -85,25 +84,10 @@ class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
     bl_options = {'REGISTER', 'UNDO'}
 
     filter_glob: StringProperty(default=IMPORT_GLOB, options={'HIDDEN'})
-    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={'HIDDEN', 'SKIP_SAVE'})
-    directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
 
     @classmethod
     def poll(cls, context):
-        if context.mode != 'OBJECT':
-            cls.poll_message_set("Switch to Object Mode first")
-            return False
-        return context.scene is not None
-
-    def invoke(self, context, event):
-        if self.directory and len(self.files):   # drag-and-drop: the files are known
-            return self.execute(context)
-        return ImportHelper.invoke(self, context, event)
-
-    def paths(self) -> list[str]:
-        if self.directory and len(self.files):
-            return [os.path.join(self.directory, f.name) for f in self.files if f.name]
-        return [self.filepath] if self.filepath else []
+        return poll_object_mode(cls, context)
 
     def execute(self, context):
         paths = self.paths()
@@ -122,14 +106,12 @@ class GAUSSIAN_HEADS_OT_import_splats(bpy.types.Operator, ImportHelper):
         except GaussianHeadsError as exc:
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
-        made = []
         try:
-            for path, gaussians in loaded:
-                name = os.path.splitext(os.path.basename(path))[0] or "Splats"
-                made.append(splat_data.create_splat_object(name, gaussians, context.collection))
+            made = add_all_or_none(
+                loaded, lambda path, gaussians: splat_data.create_splat_object(
+                    file_stem(path, "Splats"), gaussians, context.collection),
+                splat_data.remove_splat_object)
         except GaussianHeadsError as exc:
-            for obj in made:
-                splat_data.remove_splat_object(obj)
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
         select_only(context, made)
@@ -185,7 +167,7 @@ class GAUSSIAN_HEADS_OT_export_splats(bpy.types.Operator, ExportHelper):
         return {'FINISHED'}
 
 
-class GAUSSIAN_HEADS_FH_splats(bpy.types.FileHandler):
+class GAUSSIAN_HEADS_FH_splats(ViewportDrop, bpy.types.FileHandler):
     """Drag-and-drop of splat files into the 3D viewport or outliner."""
 
     bl_idname = "GAUSSIAN_HEADS_FH_splats"
@@ -193,21 +175,11 @@ class GAUSSIAN_HEADS_FH_splats(bpy.types.FileHandler):
     bl_import_operator = GAUSSIAN_HEADS_OT_import_splats.bl_idname
     bl_file_extensions = ".ply;.spz;.splat"
 
-    @classmethod
-    def poll_drop(cls, context):
-        return context.area is not None and context.area.type in {'VIEW_3D', 'OUTLINER'}
-
-
-def _menu_import(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_import_splats.bl_idname, text="Gaussian Splats (.ply/.spz/.splat)")
-
-
-def _menu_export(self, context):
-    self.layout.operator(GAUSSIAN_HEADS_OT_export_splats.bl_idname, text="Gaussian Splats (.ply/.spz)")
-
 
 classes = (GAUSSIAN_HEADS_OT_import_splats, GAUSSIAN_HEADS_OT_export_splats, GAUSSIAN_HEADS_FH_splats)
-_register, _unregister = bpy.utils.register_classes_factory(classes)
+_register, _unregister = register_file_operators(
+    classes, import_entry=(GAUSSIAN_HEADS_OT_import_splats.bl_idname, "Gaussian Splats (.ply/.spz/.splat)"),
+    export_entry=(GAUSSIAN_HEADS_OT_export_splats.bl_idname, "Gaussian Splats (.ply/.spz)"))
 
 
 @bpy.app.handlers.persistent
@@ -218,8 +190,6 @@ def _native_after_load(_filepath):
 
 def register():
     _register()
-    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
-    bpy.types.TOPBAR_MT_file_export.append(_menu_export)
     bpy.app.handlers.load_post.append(_native_after_load)
     # avatars follow the frame and their sliders: native splats on 5.3+, Solid view before
     for name, function in avatar_pose.HANDLERS:
@@ -232,6 +202,4 @@ def unregister():
             getattr(bpy.app.handlers, name).remove(function)
     if _native_after_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_native_after_load)
-    bpy.types.TOPBAR_MT_file_export.remove(_menu_export)
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
     _unregister()

@@ -19,10 +19,10 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bpy_checkout import ADDON_MODULE, enable_checkout  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -31,23 +31,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gh_bench_import_"))
-    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp / "user"))
-    import bpy  # noqa: F401  (after BLENDER_USER_RESOURCES is set)
-    import addon_utils  # importable once bpy is
+    tmp = enable_checkout("gh_bench_import_")
+    import bpy  # noqa: F401
 
     from importlib import import_module
 
-    # This checkout as an extension "gaussian_heads" in a temporary repository "ghbench".
-    ext_repo = tmp / "extensions"
-    ext_repo.mkdir()
-    (ext_repo / "gaussian_heads").symlink_to(REPO, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.extensions.repos.new(name="ghbench", module="ghbench",
-                                                 custom_directory=str(ext_repo), source='USER')
-    ADDON_MODULE = "bl_ext.ghbench.gaussian_heads"
-    if addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=None) is None:
-        raise RuntimeError(f"could not enable {ADDON_MODULE}")
     engine_anim = import_module(f"{ADDON_MODULE}.engine.animation")
     bench = import_module(f"{ADDON_MODULE}.engine.animation.bench")
     livelink = import_module(f"{ADDON_MODULE}.engine.animation.formats.livelink")

@@ -30,25 +30,10 @@ import os
 import pathlib
 import statistics
 import sys
-import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ADDON = "bl_ext.ghbench.gaussian_heads"
-
-
-def _enable_addon(tmp: pathlib.Path):
-    import addon_utils
-    import bpy
-
-    ext_repo = tmp / "extensions"
-    ext_repo.mkdir()
-    (ext_repo / "gaussian_heads").symlink_to(REPO, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.extensions.repos.new(name="ghbench", module="ghbench",
-                                                 custom_directory=str(ext_repo), source='USER')
-    if addon_utils.enable(ADDON, default_set=True, handle_error=None) is None:
-        raise RuntimeError(f"could not enable {ADDON}")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bpy_checkout import ADDON_MODULE as ADDON, enable_checkout  # noqa: E402
 
 
 def _scene(size: int):
@@ -87,12 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", metavar="REV", help="also time the CPU rasterizer of git revision REV")
     args = parser.parse_args(argv)
 
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gh_bench_render_"))
-    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp / "user"))
-    import bpy  # noqa: F401  (after BLENDER_USER_RESOURCES is set)
+    enable_checkout("gh_bench_render_")
+    import bpy  # noqa: F401
     from importlib import import_module
 
-    _enable_addon(tmp)
     mod = lambda name: import_module(f"{ADDON}.{name}")  # noqa: E731
     warm = mod("engine.warmup").current()
     if warm is not None:

@@ -23,27 +23,11 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ADDON_MODULE = "bl_ext.ghbench.gaussian_heads"
-
-
-def install_bundled_wheels(target: pathlib.Path) -> None:
-    """The zip's wheels for this Python (and pure-Python ones) from wheels/, into ``target``."""
-    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    platform_tag = "manylinux" if sys.platform == "linux" else ("macosx" if sys.platform == "darwin" else "win")
-    wheels = [str(w) for w in sorted((REPO / "wheels").glob("*.whl"))
-              if (f"-{tag}-" in w.name or "-py3-none-" in w.name or "-py2.py3-" in w.name or "-abi3-" in w.name)
-              and (w.name.endswith("-any.whl") or platform_tag in w.name)]
-    if not any("numba" in w for w in wheels):
-        raise SystemExit(f"no {tag} numba wheel in {REPO / 'wheels'}: run "
-                         "`.venv/bin/python tools/build_extension.py --platform linux-x64` first")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
-                    "--no-deps", "--target", str(target), *wheels], check=True)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bpy_checkout import ADDON_MODULE, enable_checkout  # noqa: E402
 
 
 def stats(values_ms) -> dict:
@@ -59,24 +43,12 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=48)
     args = parser.parse_args(argv)
 
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gh_bench_native_"))
-    install_bundled_wheels(tmp / "site")
-    sys.path.append(str(tmp / "site"))
-    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp / "user"))
     os.environ.setdefault("GAUSSIAN_HEADS_WARMUP", "0")   # nothing compiles beside the measurement
-    import bpy  # noqa: F401  (after BLENDER_USER_RESOURCES is set)
-    import addon_utils
+    enable_checkout("gh_bench_native_", bundled_wheels=True)
+    import bpy
     import numpy as np
     from importlib import import_module
 
-    ext_repo = tmp / "extensions"
-    ext_repo.mkdir()
-    (ext_repo / "gaussian_heads").symlink_to(REPO, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.extensions.repos.new(name="ghbench", module="ghbench",
-                                                 custom_directory=str(ext_repo), source='USER')
-    if addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=None) is None:
-        raise RuntimeError(f"could not enable {ADDON_MODULE}")
     avatar_pose = import_module(f"{ADDON_MODULE}.avatar_pose")
     splat_data = import_module(f"{ADDON_MODULE}.splat_data")
     render_engine = import_module(f"{ADDON_MODULE}.render_engine")

@@ -18,14 +18,12 @@ body, and the same render twice (the noise floor).
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_native_pose import REPO  # noqa: E402
-from render_native_scene import build_scene, enable_checkout, render  # noqa: E402
+from bpy_checkout import REPO  # noqa: E402
+from render_native_scene import build_scene, render, scene_cli  # noqa: E402
 
 
 def composite_scene(size: int, samples: int):
@@ -95,20 +93,7 @@ def probe(work: pathlib.Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "scene_composite_cycles.png")
-    parser.add_argument("--probe", action="store_true")
-    args = parser.parse_args(argv)
-    tmp = enable_checkout()
-    if args.probe:
-        print(json.dumps(probe(tmp)), flush=True)
-        return 0
-    scene, _ = composite_scene(args.size, args.samples)
-    render(scene, args.out)
-    print(json.dumps({"written": str(args.out)}), flush=True)
-    return 0
+    return scene_cli(argv, __doc__, REPO / "docs" / "scene_composite_cycles.png", composite_scene, probe)
 
 
 if __name__ == "__main__":

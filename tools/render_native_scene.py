@@ -4,7 +4,7 @@
     .venvs/bpy-5.3/bin/python tools/render_native_scene.py [--size 512] [--samples 32] [--out PNG]
     .venvs/bpy-5.3/bin/python tools/render_native_scene.py --probe   # what the native path can do
 
-Same set-up as ``tools/bench_native_pose.py`` (bundled wheels from wheels/, this checkout as an
+Same set-up as ``tools/bench_native_pose.py`` (``tools/bpy_checkout.py``: bundled wheels from wheels/, this checkout as an
 extension, isolated user folder). The scene: a floor, a back wall, a simple body (shoulders and
 neck), an area light and a sun, and a 65,536-Gaussian avatar with a slight smile; nothing else
 is set up for the avatar (Cycles renders it because it is a native GAUSSIAN_SPLAT object).
@@ -19,32 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_native_pose import ADDON_MODULE, REPO, install_bundled_wheels  # noqa: E402
-
-
-def enable_checkout():
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gh_native_scene_"))
-    install_bundled_wheels(tmp / "site")
-    sys.path.append(str(tmp / "site"))
-    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp / "user"))
-    import bpy
-    import addon_utils
-
-    ext_repo = tmp / "extensions"
-    ext_repo.mkdir()
-    (ext_repo / "gaussian_heads").symlink_to(REPO, target_is_directory=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.extensions.repos.new(name="ghbench", module="ghbench",
-                                                 custom_directory=str(ext_repo), source='USER')
-    if addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=None) is None:
-        raise RuntimeError(f"could not enable {ADDON_MODULE}")
-    return tmp
+from bpy_checkout import REPO, enable_checkout  # noqa: E402
 
 
 def material(name, colour, roughness=0.6, metallic=0.0, emission=None):
@@ -212,21 +191,28 @@ def probe(work: pathlib.Path) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scene_cli(argv, doc: str, default_out: pathlib.Path, make_scene, run_probe) -> int:
+    """The command line of both scene renderers: render ``make_scene(size, samples)`` -> (scene,
+    avatar) to ``--out``, or with ``--probe`` print ``run_probe(tmp)``'s measurements as one JSON
+    object; this checkout enabled first (``bpy_checkout``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "scene_native_cycles.png")
+    parser.add_argument("--out", type=pathlib.Path, default=default_out)
     parser.add_argument("--probe", action="store_true")
     args = parser.parse_args(argv)
-    tmp = enable_checkout()
+    tmp = enable_checkout("gh_native_scene_", bundled_wheels=True)
     if args.probe:
-        print(json.dumps(probe(tmp)), flush=True)
+        print(json.dumps(run_probe(tmp)), flush=True)
         return 0
-    scene, _ = build_scene(args.size, args.samples)
+    scene, _ = make_scene(args.size, args.samples)
     render(scene, args.out)
     print(json.dumps({"written": str(args.out)}), flush=True)
     return 0
+
+
+def main(argv=None) -> int:
+    return scene_cli(argv, __doc__, REPO / "docs" / "scene_native_cycles.png", build_scene, probe)
 
 
 if __name__ == "__main__":

@@ -191,8 +191,28 @@ def faces_checksum(faces: np.ndarray) -> int:
     return int(zlib.crc32(np.ascontiguousarray(faces, dtype="<i4").tobytes()))
 
 
+def require_one_frame(params: HeadParams, who: str) -> None:
+    """Refuse batched ``params`` (``expr`` [F, E]): ``who``.pose takes one frame."""
+    if np.asarray(params.expr).ndim != 1:
+        raise GaussianHeadsError(f"{who}.pose takes one frame; pose batches frame by frame")
+
+
+class ModelPosedIdentity:
+    """What identities posed through their head model's skeleton share; the class supplies
+    ``model``, ``shape`` [S] and ``__len__`` (the Gaussian count)."""
+
+    @property
+    def n_gaussians(self) -> int:
+        return len(self)
+
+    def neutral_params(self) -> HeadParams:
+        params = HeadParams.neutral_for(self.model)
+        params.shape = self.shape.copy()
+        return params
+
+
 @dataclass
-class BoundIdentity:
+class BoundIdentity(ModelPosedIdentity):
     """Canonical Gaussians bound to a head model (implements ``Identity``).
 
     model: HeadModel; binding: Binding (N); canonical: CanonicalGaussians (N);
@@ -226,22 +246,12 @@ class BoundIdentity:
     def __len__(self) -> int:
         return len(self.binding)
 
-    @property
-    def n_gaussians(self) -> int:
-        return len(self.binding)
-
-    def neutral_params(self) -> HeadParams:
-        params = HeadParams.neutral_for(self.model)
-        params.shape = self.shape.copy()
-        return params
-
     # -- posing ---------------------------------------------------------------------------------
     def pose(self, params: HeadParams) -> GaussianSet:
         """One frame (unbatched params) -> GaussianSet (N) in model space."""
         from ..head_model import lbs  # the head-model developer's module; imported when posing
 
-        if np.asarray(params.expr).ndim != 1:
-            raise GaussianHeadsError("BoundIdentity.pose takes one frame; pose batches frame by frame")
+        require_one_frame(params, "BoundIdentity")
         vertices = lbs.forward(self.model, params).vertices
         return self.pose_vertices(vertices, params)
 

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import GaussianHeadsError, check_shape
 from ..head_model.model import HeadModel, HeadParams
 from .gaussian_set import GaussianSet, sh_degree_for
-from .identity import decode_meta, encode_meta, faces_checksum
+from .identity import ModelPosedIdentity, decode_meta, encode_meta, faces_checksum, require_one_frame
 from .transforms import matrix_to_quat, quat_multiply
 
 KIND = "vertex_identity"
@@ -38,7 +38,7 @@ _KEYS = ("vertex", "offsets", "log_scales", "quats", "opacity_logits", "sh")
 
 
 @dataclass
-class VertexIdentity:
+class VertexIdentity(ModelPosedIdentity):
     """Gaussians bound to vertices (implements ``Identity``; see the module docstring)."""
 
     model: HeadModel
@@ -75,21 +75,11 @@ class VertexIdentity:
     def __len__(self) -> int:
         return int(self.vertex.shape[0])
 
-    @property
-    def n_gaussians(self) -> int:
-        return len(self)
-
-    def neutral_params(self) -> HeadParams:
-        params = HeadParams.neutral_for(self.model)
-        params.shape = self.shape.copy()
-        return params
-
     def pose(self, params: HeadParams) -> GaussianSet:
         """One frame -> GaussianSet (N) in model space."""
         from ..head_model import lbs
 
-        if np.asarray(params.expr).ndim != 1:
-            raise GaussianHeadsError("VertexIdentity.pose takes one frame; pose batches frame by frame")
+        require_one_frame(params, "VertexIdentity")
         posed = lbs.forward(self.model, params)
         rot = posed.skinning_transforms()[:, :3, :3].astype(np.float32)             # [J, 3, 3]
         blended = np.einsum("nj,jab->nab", self._weights, rot)                       # [N, 3, 3]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..avatar.gaussian_set import GaussianSet, sh_degree_for
+from ..avatar.identity import require_one_frame
 from ..avatar.transforms import matrix_to_quat, quat_multiply
 from ..errors import GaussianHeadsError, InputFileError
 from ..head_model.model import HeadModel, HeadParams
@@ -218,8 +219,7 @@ class BakedIdentity:
 
         The returned arrays are fresh; ``sh`` is shared with ``neutral`` unless colour is baked.
         """
-        if np.asarray(params.expr).ndim != 1:
-            raise GaussianHeadsError("BakedIdentity.pose takes one frame; pose batches frame by frame")
+        require_one_frame(params, "BakedIdentity")
         c = self.coefficients(params)
         return self.blend(c, *self.head_transforms(params))
 

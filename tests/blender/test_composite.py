@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
+from tests.installed.scene_setup import emission_quad  # noqa: E402
 
 SIZE = 48
 WALL_SLOPE = 4.0                      # the wall is the plane y = 4 x (Blender metres)
@@ -36,26 +37,8 @@ def _scene(helpers):
     return scene
 
 
-def _emission_material(colour):
-    material = bpy.data.materials.new("emit")
-    if bpy.app.version < (5, 0, 0):
-        material.use_nodes = True
-    nodes = material.node_tree.nodes
-    nodes.clear()
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Color"].default_value = (*colour, 1.0)
-    output = nodes.new("ShaderNodeOutputMaterial")
-    material.node_tree.links.new(emission.outputs[0], output.inputs["Surface"])
-    return material
-
-
 def _add_quad(name, corners, colour=WALL_COLOUR):
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(corners, [], [(0, 1, 2, 3)])
-    mesh.materials.append(_emission_material(colour))
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
+    return emission_quad(bpy.context.scene, name, colour, corners, material_name="emit")
 
 
 def _add_wall():

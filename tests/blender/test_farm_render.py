@@ -120,7 +120,7 @@ render_stills({str(tmp_path / "ref_")!r})
     farm.mkdir()
     shutil.copy(home / "scene.blend", farm / "scene.blend")
     result = _farm_node(farm / "scene.blend", tmp_path / "node", extra=f"""
-obj = bpy.data.objects["GaussianHead.4"]
+obj = bpy.data.objects["GaussianHead_4"]
 result["runner"] = type(storage.load_identity(obj).deformation.runner).__name__
 stored = storage.read_stored_arrays(obj)
 unpacked = {{k: v for k, v in stored.items() if not k.startswith("deformation.packed.")}}

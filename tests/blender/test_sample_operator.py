@@ -24,7 +24,7 @@ def test_sample_identity_creates_a_stored_avatar(gh, helpers, tmp_path):
 
     assert bpy.ops.gaussian_heads.sample_identity(seed=11, truncation=0.5, n_gaussians=N) == {'FINISHED'}
     obj = bpy.context.active_object
-    assert obj.name == "GaussianHead.11"
+    assert obj.name == "GaussianHead_11"
     assert obj.select_get() and obj.name in collection.objects
     props = obj.gaussian_heads
     assert props.is_avatar and props.seed == 11 and props.truncation == pytest.approx(0.5)
@@ -44,7 +44,7 @@ def test_sample_identity_creates_a_stored_avatar(gh, helpers, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     storage.clear_cache()
-    obj = bpy.data.objects["GaussianHead.11"]
+    obj = bpy.data.objects["GaussianHead_11"]
     assert storage.content_hash(storage.read_stored_arrays(obj)) == storage.stored_hash(obj)
 
 

@@ -20,7 +20,7 @@ def _assert_same_arrays(a: dict, b: dict):
 
 def test_identity_survives_save_and_reload(gh, helpers, small_identity, tmp_path):
     storage = helpers.addon("operators.storage")
-    obj = helpers.add_avatar(small_identity, name="GaussianHead.3")
+    obj = helpers.add_avatar(small_identity, name="GaussianHead_3")
     expected = small_identity.to_arrays()
     before = small_identity.pose(small_identity.neutral_params())
 
@@ -31,7 +31,7 @@ def test_identity_survives_save_and_reload(gh, helpers, small_identity, tmp_path
     storage.clear_cache()
     bpy.ops.wm.open_mainfile(filepath=str(path))
 
-    obj = bpy.data.objects["GaussianHead.3"]
+    obj = bpy.data.objects["GaussianHead_3"]
     assert obj.type == 'POINTCLOUD' and obj.gaussian_heads.is_avatar
     _assert_same_arrays(expected, storage.read_stored_arrays(obj))
     identity = storage.load_identity(obj)
@@ -77,7 +77,7 @@ def test_generic_arrays_round_trip_bit_exact(gh, helpers):
         "text": np.array(['{"a": 1}']),
     }
     arrays["f32_vec"][0, 0] = np.nan
-    pointcloud = storage._new_pointcloud("generic", n)
+    pointcloud = helpers.addon("operators.attribute_columns").new_pointcloud("generic", n)
     manifest = storage.write_arrays(pointcloud, arrays, n)
     stored = {e["key"]: e["store"] for e in manifest["arrays"]}
     assert stored["small"] == "inline" and stored["f16_basis"] == "points"

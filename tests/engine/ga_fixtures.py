@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from tests.engine.synthetic_head import make_synthetic_head
+from tests.engine.synthetic_head import _rodrigues, make_synthetic_head
 
 N_EXPR = 10
 ROOT_PARENT = 4294967295
@@ -108,15 +108,6 @@ def write_avatar(folder, flame: dict, binding_type: str = "float", **kw) -> dict
 
 # ------------------------------------------------------------------------------------------------
 # The format's maths, written directly (numpy, float64)
-
-def _rodrigues(aa):
-    theta = np.linalg.norm(aa)
-    if theta < 1e-12:
-        return np.eye(3)
-    k = aa / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
-
 
 def reference_vertices(teeth_model, beta, static_offset, expr, rotation, neck, jaw, eyes, translation):
     """FLAME(+teeth) LBS: v_shaped = template + dirs·(β, ψ) + static offset; joints from v_shaped;

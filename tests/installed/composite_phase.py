@@ -20,6 +20,7 @@ import bpy
 import numpy as np
 
 from journey import check, enable_installed, load_png, run_op
+from scene_setup import cycles_scene_with_avatar, emission_quad
 
 RES = 48
 GAUSSIANS = 4000
@@ -28,44 +29,10 @@ FLAGS = ("visible_camera", "visible_diffuse", "visible_glossy", "visible_transmi
          "visible_volume_scatter", "visible_shadow")
 
 
-def _scene():
-    scene = bpy.context.scene
-    scene.render.engine = 'CYCLES'
-    scene.cycles.device = 'CPU'
-    scene.cycles.samples = 2
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x = scene.render.resolution_y = RES
-    scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format = 'PNG'
-    scene.render.dither_intensity = 0.0
-    scene.view_settings.view_transform = 'Standard'
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.data.lens = 85
-    scene.collection.objects.link(camera)
-    camera.location = (0.0, -0.85, 0.0)
-    camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
-    scene.camera = camera
-    return scene
-
-
 def _wall(scene):
-    mesh = bpy.data.meshes.new("wall")
     k = 4.0   # the plane y = 4 x: in front of the head on the left, behind it on the right
-    mesh.from_pydata([(-0.3, -0.3 * k, -0.5), (0.3, 0.3 * k, -0.5), (0.3, 0.3 * k, 0.5), (-0.3, -0.3 * k, 0.5)],
-                     [], [(0, 1, 2, 3)])
-    material = bpy.data.materials.new("wall")
-    if bpy.app.version < (5, 0, 0):
-        material.use_nodes = True
-    nodes = material.node_tree.nodes
-    nodes.clear()
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Color"].default_value = (*WALL, 1.0)
-    output = nodes.new("ShaderNodeOutputMaterial")
-    material.node_tree.links.new(emission.outputs[0], output.inputs["Surface"])
-    mesh.materials.append(material)
-    wall = bpy.data.objects.new("wall", mesh)
-    scene.collection.objects.link(wall)
-    return wall
+    return emission_quad(scene, "wall", WALL,
+                         [(-0.3, -0.3 * k, -0.5), (0.3, 0.3 * k, -0.5), (0.3, 0.3 * k, 0.5), (-0.3, -0.3 * k, 0.5)])
 
 
 def _snapshot(scene, objects) -> dict:
@@ -98,9 +65,8 @@ def _render(scene, path: pathlib.Path) -> np.ndarray:
 def run(args) -> dict:
     enable_installed()
     work = pathlib.Path(args.work)
-    scene = _scene()
-    run_op(bpy.ops.gaussian_heads.sample_identity, source='BUILTIN', seed=3, n_gaussians=GAUSSIANS)
-    avatar = bpy.context.active_object
+    scene, avatar = cycles_scene_with_avatar(RES, samples=2, gaussians=GAUSSIANS)
+    scene.render.dither_intensity = 0.0
     scene.render.engine = 'CYCLES'
     wall = _wall(scene)
     before = _snapshot(scene, [avatar, wall])

@@ -97,11 +97,32 @@ def make_checkpoint(path: pathlib.Path, onnx: bool = True) -> None:
         raise RuntimeError(f"make_generator_checkpoint failed:\n{proc.stdout}\n{proc.stderr}")
 
 
+def make_trained_checkpoint(folder: pathlib.Path) -> pathlib.Path:
+    """A checkpoint written by ``python -m engine train`` (a tiny configuration, a few steps on a
+    tiny synthetic dataset): what a user's training run hands to Blender. -> its folder."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from tests.engine.train_fixtures import TINY_FLAGS
+    finally:
+        sys.path.remove(str(REPO))
+    data, run = folder / "dataset", folder / "run"
+    commands = (["dataset", "synthetic", str(data), "--identities", "2", "--views", "2", "--resolution", "16",
+                 "--n-gaussians", "1024", "--heldout-expressions", "1", "--heldout-identities", "1"],
+                ["train", "--data", str(data), "--out", str(run), "--steps", "2", *TINY_FLAGS])
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-m", "engine", *command], cwd=REPO, capture_output=True,
+                              text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"engine {command[0]} failed:\n{proc.stdout}\n{proc.stderr}")
+    return run / "checkpoint"
+
+
 def make_fixtures(folder: pathlib.Path) -> pathlib.Path:
     takes = make_takes(folder / "takes")
     (folder / "takes.json").write_text(json.dumps(takes, indent=1))
     make_checkpoint(folder / "checkpoint")
     make_checkpoint(folder / "checkpoint_torch_only", onnx=False)
+    (folder / "trained_checkpoint.txt").write_text(str(make_trained_checkpoint(folder / "training")))
     return folder
 
 

@@ -180,6 +180,15 @@ def phase_run(args) -> dict:
     check(from_checkpoint is not avatar and from_checkpoint.type == 'POINTCLOUD', "checkpoint avatar missing")
     out["checkpoint_gaussians"] = len(from_checkpoint.data.points)
     bpy.data.objects.remove(from_checkpoint)
+    # A checkpoint our training wrote (python -m engine train): the UI calls it trained; it samples.
+    trained = (fixtures / "trained_checkpoint.txt").read_text().strip()
+    sources = importlib.import_module(f"{ADDON}.engine.avatar.sources")
+    status = sources.source_status(sources.SourceSpec("checkpoint", trained))
+    out["trained_status"] = status.text if status else ""
+    run_op(bpy.ops.gaussian_heads.sample_identity, source='CHECKPOINT', checkpoint=trained, seed=2)
+    from_training = bpy.context.active_object
+    out["trained_gaussians"] = len(from_training.data.points)
+    bpy.data.objects.remove(from_training)
     bpy.context.view_layer.objects.active = avatar
     avatar.select_set(True)
 

@@ -23,29 +23,10 @@ import bpy
 import numpy as np
 
 from journey import ADDON, check, enable_installed, load_png, run_op
+from scene_setup import cycles_scene_with_avatar, emission_quad
 
 RES = 64
 GAUSSIANS = 20000
-
-
-def _scene():
-    scene = bpy.context.scene
-    scene.render.engine = 'CYCLES'
-    scene.cycles.device = 'CPU'
-    scene.cycles.samples = 4
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x = scene.render.resolution_y = RES
-    scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format = 'PNG'
-    scene.view_settings.view_transform = 'Standard'
-    scene.render.film_transparent = True   # alpha tells the head from the background
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.data.lens = 85
-    scene.collection.objects.link(camera)
-    camera.location = (0.0, -0.85, 0.0)
-    camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
-    scene.camera = camera
-    return scene
 
 
 def _render(scene, path: pathlib.Path, engine: str = 'CYCLES') -> np.ndarray:
@@ -92,29 +73,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
-def _plane(scene, name: str, colour, verts):
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(verts, [], [(0, 1, 2, 3)])
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
-    nodes = material.node_tree.nodes
-    nodes.clear()
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Color"].default_value = (*colour, 1.0)
-    output = nodes.new("ShaderNodeOutputMaterial")
-    material.node_tree.links.new(emission.outputs[0], output.inputs["Surface"])
-    mesh.materials.append(material)
-    obj = bpy.data.objects.new(name, mesh)
-    scene.collection.objects.link(obj)
-    return obj
-
-
 def run(args) -> dict:
     enable_installed()
     work = pathlib.Path(args.work)
-    scene = _scene()
-    run_op(bpy.ops.gaussian_heads.sample_identity, source='BUILTIN', seed=3, n_gaussians=GAUSSIANS)
-    avatar = bpy.context.active_object
+    scene, avatar = cycles_scene_with_avatar(RES, samples=4, gaussians=GAUSSIANS)
+    scene.render.film_transparent = True   # alpha tells the head from the background
     bpy.context.evaluated_depsgraph_get()
     out = {"type": avatar.data.type, "lock_interface": bool(scene.render.use_lock_interface),
            "attributes": sorted(a.name for a in avatar.data.attributes if not a.name.startswith("gh."))}
@@ -159,7 +122,7 @@ def run(args) -> dict:
     out["anim_eyes_diff"] = float(np.abs(first[eyes] - last[eyes]).mean())
 
     # (a) a plane through the head: x < 0 in front of it (towards the camera), x > 0 behind it
-    plane = _plane(scene, "Slant", (1.0, 0.0, 0.0),
+    plane = emission_quad(scene, "Slant", (1.0, 0.0, 0.0),
                    [(-0.25, -1.0, -0.3), (0.25, 1.0, -0.3), (0.25, 1.0, 0.3), (-0.25, -1.0, 0.3)])
     slanted = _render(scene, work / "native_plane.png")[..., :3]
     red = (slanted[..., 0] > 0.6) & (slanted[..., 1] < 0.25) & (slanted[..., 2] < 0.25)

@@ -84,6 +84,7 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
     assert all(imports["bundled_from_extension"].values()), imports  # the zip's wheels, nothing else
     assert all(imports["absent"].values()), imports                  # no torch, onnx, gsplat, pytest
     assert run["n_channels"] == 52 and run["checkpoint_gaussians"] > 0
+    assert run["trained_status"] == "trained checkpoint" and run["trained_gaussians"] == 256, run  # engine train
     assert sorted(run["imports_ok"]) == sorted(json.loads((fixtures / "takes.json").read_text()))
     assert min(run["anim_frame_diffs"]) > 0.02, "the 3 animation frames do not differ"
     assert "PSNR" in run["bake_status"]
@@ -98,7 +99,7 @@ def test_user_journey_in_installed_blender(blender, linux_zip, fixtures, tmp_pat
     assert run["final_alpha_max"] > 0.5
 
     reloaded = run_phase(python, "reload", work)
-    assert reloaded["avatars"] == ["GaussianHead.3"]
+    assert reloaded["avatars"] == ["GaussianHead_3"]
     assert reloaded["reload_max_diff"] <= 1.0 / 255.0 + 1e-6
 
     # The viewport's GPU drawing, executed for real where Blender can draw headless (5.3+).
