@@ -333,7 +333,7 @@ def decode_attributes_torch(config: GeneratorConfig, raw: torch.Tensor) -> dict[
     s = raw[:, 3:6] + config.scale_bias
     log_sp = torch.where(s < -30.0, s, torch.log(F.softplus(s).clamp(min=1e-30)))
     log_scales = log_sp.clamp(config.log_scale_min, config.log_scale_max)
-    q = raw[:, 6:10] + torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=raw.dtype)
+    q = raw[:, 6:10] + torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=raw.dtype, device=raw.device)
     quats = q / q.norm(dim=1, keepdim=True).clamp(min=1e-8)
     sh = raw[:, 10:10 + 3 * k].reshape(-1, k, 3)
     m = config.opacity_logit_max

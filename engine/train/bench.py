@@ -6,21 +6,23 @@ Builds (or reuses) a synthetic dataset, evaluates the untrained generator, train
 * ``dataset``: images, resolution, build time;
 * ``eval`` (before and after): (a) distribution distance — SWD over Laplacian-pyramid patches
   (``metrics.swd``) between ``--eval-count`` training images and EMA-generator renders for the
-  same head parameters and cameras (fresh z); (b) expression control — on the held-out
-  expressions (never in the training split), SWD of the generator's renders *with* ψ to the
-  dataset's renders of ψ, against the same for the generator's renders at neutral, plus the
-  mean absolute error of the expression-induced image change (render(ψ) − render(0)) against the
-  dataset's change (and against predicting no change);
+  same head parameters and cameras (fresh z); (b) expression control on the held-out expressions
+  (never in the training split): the generator is fitted to each held-out subject's neutral image
+  and posed with ψ; in the region the expression changes, is its render closer to the dataset's
+  render of ψ than the fitted neutral render (``expression_eval``: gain, change cosine)? Also the
+  SWD of fresh-z renders with ψ and at neutral to the dataset's ψ renders (``expression_swd``);
 * ``train``: steps, steps/s, wall and process CPU seconds, load average (1, 5, 15 min);
 * ``gpu``: steps/s with gsplat at 512² when torch sees CUDA, else the reason it was skipped.
 
 Sample grids (row 1 dataset, row 2 generator, same parameters and cameras) are written to
-``--out``/before.png and after.png.
+``--out``/before.png and after.png, the fitted held-out subjects (rows: dataset neutral, dataset ψ,
+fitted neutral, fitted posed with ψ) to expression_before.png and expression_after.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -36,12 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--heldout-identities", type=int, default=24,
-                        help="identities rendered with the held-out expressions (pairs = 2 x this)")
+                        help="identities rendered at neutral and with each held-out expression")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=None, help="generator and discriminator learning rate "
                                                                   "(default: TrainConfig's)")
     parser.add_argument("--gaussians", type=int, default=None, help="Gaussians per identity (default: TrainConfig's)")
     parser.add_argument("--eval-count", type=int, default=96, help="images per SWD set")
+    parser.add_argument("--inversion-steps", type=int, default=200,
+                        help="Adam steps fitting each held-out subject for the expression measure (0: skip it)")
+    parser.add_argument("--inversion-subjects", type=int, default=None, help="held-out subjects fitted (default all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gpu-steps", type=int, default=20, help="timed steps of the CUDA line (when CUDA exists)")
 
@@ -55,9 +60,11 @@ def _load() -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(trainer, eval_count: int, seed: int = 1) -> dict:
+def evaluate(trainer, eval_count: int, seed: int = 1, inversion_steps: int = 200, max_subjects: int | None = None,
+             picture: str | None = None) -> dict:
     from .data import collate
-    from .dataset import SPLIT_HELDOUT, SPLIT_TRAIN
+    from .dataset import SPLIT_TRAIN
+    from .expression_eval import expression_control, heldout_pairs
     from .metrics import swd
     from .model import GeneratorStep
 
@@ -72,23 +79,29 @@ def evaluate(trainer, eval_count: int, seed: int = 1) -> dict:
         fakes.append(trainer.render(net, batch, trainer._z(gen, len(batch["image"]))).clamp(0, 1))
     real, fake = torch.cat(reals), torch.cat(fakes)
     out = {"swd": swd(real, fake, seed=seed)}
-    held = ds.indices(SPLIT_HELDOUT)
-    if len(held) >= 2:
-        expr_idx, neutral_idx = held[0::2], held[1::2]          # (ψ, neutral) pairs, same identity and camera
-        b_expr, b_neutral = collate(ds, expr_idx, trainer.env.device), collate(ds, neutral_idx, trainer.env.device)
-        z = trainer._z(gen, len(expr_idx))
+    neutral_rows, expr_rows, _ = heldout_pairs(ds)
+    if len(expr_rows):
+        b_expr, b_neutral = collate(ds, expr_rows, trainer.env.device), collate(ds, neutral_rows, trainer.env.device)
+        z = trainer._z(gen, len(expr_rows))
         g_expr = trainer.render(net, b_expr, z).clamp(0, 1)
         g_neutral = trainer.render(net, b_neutral, z).clamp(0, 1)
-        d_expr, d_neutral = b_expr["image"], b_neutral["image"]
-        change_g, change_d = g_expr - g_neutral, d_expr - d_neutral
-        out["expression"] = {
+        d_expr = b_expr["image"]
+        out["expression_swd"] = {
             "swd_generator_psi_to_data_psi": swd(d_expr, g_expr, seed=seed)["mean"],
             "swd_generator_neutral_to_data_psi": swd(d_expr, g_neutral, seed=seed)["mean"],
-            "change_mae": round(float((change_g - change_d).abs().mean()) * 255, 3),
-            "change_mae_if_no_change": round(float(change_d.abs().mean()) * 255, 3),
-            "pairs": int(len(expr_idx)),
+            "pairs": int(len(expr_rows)),
         }
+    if inversion_steps:
+        out["expression"] = expression_control(trainer, steps=inversion_steps, max_subjects=max_subjects,
+                                               picture=picture)
     return out
+
+
+def _evaluate(trainer, args, when: str) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = evaluate(trainer, args.eval_count, inversion_steps=args.inversion_steps, max_subjects=args.inversion_subjects,
+                   picture=os.path.join(args.out, f"expression_{when}.png"))
+    return {**out, "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
 
 
 def _grid(trainer, path: str) -> None:
@@ -110,6 +123,9 @@ def _gpu_line(args) -> None:
     if not torch.cuda.is_available():
         _print("gpu", skipped="torch sees no CUDA device on this machine")
         return
+    if importlib.util.find_spec("gsplat") is None:
+        _print("gpu", skipped="gsplat is not installed")
+        return
     data = os.path.join(args.out, "dataset_512")
     if not os.path.exists(os.path.join(data, "dataset.json")):
         build_synthetic(data, SyntheticConfig(identities=2, views=8, resolution=512, heldout_identities=0))
@@ -122,14 +138,16 @@ def _gpu_line(args) -> None:
     trainer = Trainer(cfg, ds, load_head_model(ds.model_info["spec"]), ddp.setup("cuda"))
     trainer.train_step()                                     # gsplat's first call builds its kernels
     torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(cfg.steps - 1):
         trainer.train_step()
     torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    trainer.stream.close()
     _print("gpu", device=torch.cuda.get_device_name(0), resolution=512, batch=cfg.batch,
            n_gaussians=cfg.generator.n_gaussians, uv_resolution=256, steps=cfg.steps - 1,
-           steps_per_s=round((cfg.steps - 1) / wall, 3), amp=trainer.amp, load=_load())
+           steps_per_s=round((cfg.steps - 1) / wall, 3), wall_s=round(wall, 2), cpu_s=round(cpu, 2),
+           amp=trainer.amp, load=_load())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     env = ddp.setup("cpu")
     trainer = Trainer(cfg, ds, model, env)
     _grid(trainer, os.path.join(args.out, "before.png"))
-    _print("eval", when="before", step=0, **evaluate(trainer, args.eval_count))
+    _print("eval", when="before", step=0, **_evaluate(trainer, args, "before"))
     t0, c0, load0 = time.perf_counter(), time.process_time(), _load()
     result = trainer.run(progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -173,6 +191,6 @@ def run(args: argparse.Namespace) -> int:
            n_gaussians=cfg.generator.n_gaussians, load_before=load0, load_after=_load(), threads=args.threads,
            checkpoint=result["checkpoint"])
     _grid(trainer, os.path.join(args.out, "after.png"))
-    _print("eval", when="after", step=result["step"], **evaluate(trainer, args.eval_count))
+    _print("eval", when="after", step=result["step"], **_evaluate(trainer, args, "after"))
     _gpu_line(args)
     return 0

@@ -2,6 +2,7 @@
 
     python -m engine dataset synthetic OUT [--identities 16 --views 16 --resolution 64 …]
     python -m engine dataset from-tracker OUT --images DIR --params TRACKER_OUTPUT [--fov 20 …]
+    python -m engine dataset from-tracker OUT --transforms EXPORT_FOLDER [--heldout-splits val test]
     python -m engine dataset check DATASET
 """
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(SyntheticConfig):
         if f.name != "background":
             syn.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=f.default)
-    trk = sub.add_parser("from-tracker", help="image folder + VHAP/GaussianAvatars, SMIRK or EMOCA tracker output")
+    trk = sub.add_parser("from-tracker", help="image folder + VHAP/GaussianAvatars, SMIRK or EMOCA tracker output, or a multi-view NeRF-style export")
     from .tracker import add_tracker_arguments
 
     add_tracker_arguments(trk)

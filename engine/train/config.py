@@ -27,7 +27,7 @@ def default_generator() -> GeneratorConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = ""                      # dataset folder (``engine.train.dataset``)
-    out: str = "runs/train"             # run folder: state/, checkpoint/, log.csv, samples/
+    out: str = "runs/train"             # run folder: state/, checkpoint/, log.csv, samples/, tensorboard/
     generator: GeneratorConfig = field(default_factory=default_generator)
     seed: int = 0
     steps: int = 1000                   # optimisation steps (each: G update, D update)
@@ -53,11 +53,15 @@ class TrainConfig:
     onnx: bool = True                   # export the ONNX branches with every add-on checkpoint
     check_images: bool = True           # decode every image before training starts
     threads: int = 0                    # torch CPU threads per process (0: torch's default)
+    workers: int = 0                    # DataLoader processes decoding batches ahead (0: decode in the trainer)
+    tensorboard: bool = True            # also log to out/tensorboard/ (rank 0; when the package is installed)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "accum", "r1_interval", "window", "log_every"):
             if getattr(self, name) < 1:
                 raise GaussianHeadsError(f"train config: {name} must be at least 1")
+        if self.workers < 0:
+            raise GaussianHeadsError("train config: workers must be 0 or more")
         if self.window % 2 == 0:
             raise GaussianHeadsError("train config: window must be odd")
         if self.backend not in ("auto", "torch", "gsplat"):

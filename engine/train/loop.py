@@ -10,7 +10,7 @@ continues bit-identically on the same hardware and process count.
 
 Outputs in ``config.out``: ``state/`` (resume), ``checkpoint/`` (the add-on's safetensors +
 JSON + ONNX, ``meta.trained = true``), ``log.csv``, ``samples/step-NNNNNN.png`` (row 1 real,
-row 2 the EMA generator for the same head parameters and cameras).
+row 2 the EMA generator for the same head parameters and cameras), ``tensorboard/`` (``board.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..errors import GaussianHeadsError
 from ..generator.networks import build_generator
 from . import ddp
+from .board import open_board
 from .config import TrainConfig
 from .data import BatchStream, collate
 from .dataset import HeadDataset
@@ -47,7 +48,6 @@ class Trainer:
         self.cfg, self.dataset, self.env = cfg, dataset, env
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        torch.set_flush_denormal(True)  # Adam's second moments of tiny gradients are denormal: 10x slower on CPU
         res = dataset.width
         if dataset.width != dataset.height or res < 8 or res & (res - 1):
             raise GaussianHeadsError(f"{dataset.root}: training needs square power-of-two images "
@@ -78,7 +78,10 @@ class Trainer:
         if init_state is not None:
             load_state(init_state, self.modules(), {"opt_g": self.opt_g, "opt_d": self.opt_d})
             self.step, position, self.elapsed = init_state["step"], init_state["position"], init_state.get("elapsed", 0.0)
-        self.stream = BatchStream(dataset, cfg.batch, env.rank, env.world_size, cfg.seed, dev, position)
+        self.stream = BatchStream(dataset, cfg.batch, env.rank, env.world_size, cfg.seed, dev, position,
+                                  workers=cfg.workers)
+        self.board = None                           # TensorBoard writer of rank 0 while run() runs
+        self.sampled_step = -1                      # step of the last sample grid written
         self.stop_requested = False
         self.log_rows: list[dict] = []
 
@@ -209,6 +212,8 @@ class Trainer:
                     "images_seen": self.step * cfg.batch * cfg.accum * self.env.world_size,
                     "train_config": cfg.to_dict()}
             save_checkpoint(ema, path, meta, onnx=cfg.onnx)
+            if self.board is not None:
+                self.board.flush()
         ddp.barrier(self.env)
         return path
 
@@ -225,17 +230,23 @@ class Trainer:
         return (grid * 255 + 0.5).astype(np.uint8)
 
     def write_samples(self) -> None:
+        self.sampled_step = self.step
         if self.env.is_main:
             from PIL import Image
 
             folder = os.path.join(self.cfg.out, "samples")
             os.makedirs(folder, exist_ok=True)
-            Image.fromarray(self.sample_grid()).save(os.path.join(folder, f"step-{self.step:06d}.png"))
+            grid = self.sample_grid()
+            Image.fromarray(grid).save(os.path.join(folder, f"step-{self.step:06d}.png"))
+            if self.board is not None:
+                self.board.image(self.step, grid)
 
     def _log(self, stats: dict, rate: float) -> None:
         row = {"step": self.step, "elapsed_s": round(self.elapsed, 3), "steps_per_s": round(rate, 4),
                **{k: round(v, 6) for k, v in stats.items()}}
         self.log_rows.append(row)
+        if self.board is not None:
+            self.board.scalars(row)
         path = os.path.join(self.cfg.out, "log.csv")
         new = not os.path.exists(path)
         with open(path, "a", newline="", encoding="utf-8") as fh:
@@ -269,6 +280,8 @@ class Trainer:
         """Train until ``steps`` (or ``seconds``), a signal, or an error; always leave a resumable state."""
         cfg, env = self.cfg, self.env
         os.makedirs(cfg.out, exist_ok=True)
+        if cfg.tensorboard and env.is_main:
+            self.board = open_board(cfg.out, self.step)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = None
         if progress and env.is_main:
@@ -280,6 +293,9 @@ class Trainer:
                 bar = None
         start, start_step, reason = time.perf_counter(), self.step, "steps"
         session_base = self.elapsed
+        # Adam's second moments of tiny gradients are denormal: 10x slower on a CPU. Flushing them is
+        # process-wide, so it is switched off again afterwards (it breaks IEEE arithmetic for others).
+        torch.set_flush_denormal(True)
         try:
             while self.step < cfg.steps:
                 stats = self.train_step()
@@ -299,14 +315,20 @@ class Trainer:
                 if ddp.any_rank(self.stop_requested or over_time, env):
                     reason = "interrupted" if ddp.any_rank(self.stop_requested, env) else "seconds"
                     break
+            self.write_state()
+            checkpoint = self.write_checkpoint()
+            if self.sampled_step != self.step:
+                self.write_samples()
         finally:
+            torch.set_flush_denormal(False)
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if bar is not None:
                 bar.close()
-        self.write_state()
-        checkpoint = self.write_checkpoint()
-        self.write_samples()
+            self.stream.close()
+            if self.board is not None:              # also after an error: keep what was logged
+                self.board.close()
+                self.board = None
         return {"step": self.step, "stopped_by": reason, "checkpoint": checkpoint,
                 "state": os.path.join(cfg.out, "state"), "elapsed_s": self.elapsed,
                 "world_size": env.world_size, "rank_digests": self.weights_digest()}

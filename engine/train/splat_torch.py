@@ -121,22 +121,46 @@ def sh_colours(sh, means, world_to_cam, degree: int):
     return ((basis[..., None] * sh[..., : basis.shape[-1], :]).sum(-2) + 0.5).clamp_min(0.0)
 
 
+def gsplat_arguments(means, covs, sh, opacities, world_to_cam, intrinsics, width: int, height: int,
+                     background, sh_degree: int) -> list[dict]:
+    """Keyword arguments of ``gsplat.rasterization`` (gsplat 1.5.3) for each of the B images.
+
+    Every image has its own Gaussians, so each gets its own call without batch dimensions:
+    means [N, 3], covars [N, 3, 3] (quats and scales None: gsplat reads the upper triangle),
+    opacities [N], colors = SH coefficients [N, (sh_degree + 1)², 3] with ``sh_degree`` (gsplat
+    evaluates max(0, SH(dir from the camera centre) + 0.5), as ``sh_colours`` does), viewmats
+    [1, 4, 4] world-to-camera in OpenCV axes, Ks [1, 3, 3] from (fx, fy, cx, cy), backgrounds
+    [1, 3] (added as T · background, as ``rasterize`` does). One call per image rather than
+    gsplat's [B, N, …] batch form: its packed backward sums gradients in a warp by Gaussian id
+    alone, so a warp spanning two images could mix their gradients.
+    """
+    n_b, dev, dt = means.shape[0], means.device, means.dtype
+    ks = torch.zeros(n_b, 3, 3, device=dev, dtype=dt)
+    fx, fy, cx, cy = intrinsics.to(dt).unbind(-1)
+    ks[:, 0, 0], ks[:, 1, 1], ks[:, 0, 2], ks[:, 1, 2], ks[:, 2, 2] = fx, fy, cx, cy, 1.0
+    viewmats = world_to_cam.to(dt)
+    bg = torch.as_tensor(background, device=dev, dtype=dt).reshape(1, 3)
+    k = (sh_degree + 1) ** 2
+    return [dict(means=means[i], quats=None, scales=None, covars=covs[i], opacities=opacities[i],
+                 colors=sh[i, :, :k], sh_degree=sh_degree, viewmats=viewmats[i, None], Ks=ks[i, None],
+                 width=width, height=height, near_plane=NEAR, far_plane=FAR, backgrounds=bg,
+                 rasterize_mode="antialiased", render_mode="RGB")
+            for i in range(n_b)]
+
+
 def rasterize_gsplat(means, covs, sh, opacities, world_to_cam, intrinsics, width: int, height: int,
                      background, sh_degree: int):
-    """The same picture with gsplat on CUDA (rasterize_mode='antialiased'); differentiable."""
+    """The same picture with gsplat on CUDA (rasterize_mode='antialiased'); differentiable.
+
+    Arguments as ``rasterize`` but ``sh`` [B, N, K, 3] SH coefficients instead of colours;
+    returns rgb [B, 3, H, W] and alpha [B, 1, H, W].
+    """
     from gsplat import rasterization
 
     rgbs, alphas = [], []
-    ks = torch.zeros(means.shape[0], 3, 3, device=means.device, dtype=means.dtype)
-    ks[:, 0, 0], ks[:, 1, 1], ks[:, 0, 2], ks[:, 1, 2] = intrinsics.unbind(-1)
-    ks[:, 2, 2] = 1.0
-    bg = torch.as_tensor(background, device=means.device, dtype=means.dtype)
-    for i in range(means.shape[0]):
-        col, alpha, _ = rasterization(
-            means=means[i], quats=None, scales=None, covars=covs[i], opacities=opacities[i],
-            colors=sh[i, :, : (sh_degree + 1) ** 2], viewmats=world_to_cam[i, None].to(means.dtype),
-            Ks=ks[i, None], width=width, height=height, near_plane=NEAR, far_plane=FAR, sh_degree=sh_degree,
-            backgrounds=bg[None], rasterize_mode="antialiased", render_mode="RGB")
+    for kwargs in gsplat_arguments(means, covs, sh, opacities, world_to_cam, intrinsics, width, height,
+                                   background, sh_degree):
+        col, alpha, _ = rasterization(**kwargs)                                 # [1, H, W, 3], [1, H, W, 1]
         rgbs.append(col[0].permute(2, 0, 1))
         alphas.append(alpha[0].permute(2, 0, 1))
     return torch.stack(rgbs), torch.stack(alphas)

@@ -8,9 +8,11 @@ the CPU rasterizer over a flat background.
 
 Expressions: on an ARKit model, ``active`` random channels set to U(0, 1); on a FLAME model the
 first ten components ~ N(0, 0.8²). Jaw: opening U(0, jaw_max) rad about +X. The held-out split
-renders ``heldout_expressions`` fixed expressions (drawn once, never used for training images)
-on the first ``heldout_identities`` identities from a frontal camera, each followed by the same
-view at neutral (``split`` 1, in that order: expression, neutral), for the expression-control metric.
+(``split`` 1), for the expression-control metric, shows the first ``heldout_identities`` identities
+from a frontal camera, each first at neutral and then with each of ``heldout_expressions`` fixed
+expressions that training never shows: on an ARKit model the named ``ARKIT_HELDOUT`` expressions
+(an open mouth, a smile, a blink with pursed lips, a frown; clearly visible at 64 px), on a FLAME
+model strong random ones (first ten components ~ N(0, 1.5²), jaw 0.15 rad), drawn once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from .dataset import SPLIT_HELDOUT, SPLIT_TRAIN, DatasetWriter
 HEAD_CENTRE = np.array([0.0, -0.02, 0.0])   # metres, model frame: the camera target
 FRAMED_HEIGHT = 0.34                        # metres of the target plane the image height spans
 
+# (name, {ARKit channel: weight}, jaw opening in radians): the held-out expressions of ARKit models
+ARKIT_HELDOUT = (
+    ("open mouth", {"jawOpen": 0.9}, 0.22),
+    ("smile", {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 0.6, "cheekSquintRight": 0.6,
+               "browInnerUp": 0.7}, 0.04),
+    ("blink, pursed lips", {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0, "mouthPucker": 1.0}, 0.0),
+    ("frown", {"mouthFrownLeft": 1.0, "mouthFrownRight": 1.0, "browDownLeft": 1.0, "browDownRight": 1.0,
+               "noseSneerLeft": 0.8, "noseSneerRight": 0.8}, 0.0),
+)
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -43,7 +55,7 @@ class SyntheticConfig:
     camera_yaw: float = 0.5         # camera orbit range around the head (radians, ±)
     camera_pitch: float = 0.2
     distance: float = 0.75          # camera distance (metres)
-    heldout_expressions: int = 2
+    heldout_expressions: int = 4
     heldout_identities: int = 4
     background: tuple = (0.5, 0.5, 0.5)
 
@@ -65,6 +77,27 @@ def random_expression(rng: np.random.Generator, model: HeadModel, cfg: Synthetic
         k = min(10, model.n_expr)
         expr[:k] = rng.normal(0.0, 0.8, k)
     return expr
+
+
+def heldout_expressions(rng: np.random.Generator, model: HeadModel, count: int) -> list[tuple[np.ndarray, float]]:
+    """``count`` (expression [E], jaw radians) pairs for the held-out split (see the module docstring)."""
+    names = list(model.expr_names) if model.expr_space == "arkit" else []
+    out = []
+    for i in range(count):
+        expr = np.zeros(model.n_expr, np.float32)
+        if i < len(ARKIT_HELDOUT) and all(c in names for c in ARKIT_HELDOUT[i][1]):
+            for channel, weight in ARKIT_HELDOUT[i][1].items():
+                expr[names.index(channel)] = weight
+            out.append((expr, ARKIT_HELDOUT[i][2]))
+            continue
+        if model.expr_space == "arkit":
+            channels = rng.choice(model.n_expr, size=min(4, model.n_expr), replace=False)
+            expr[channels] = rng.uniform(0.6, 1.0, len(channels))
+        else:
+            k = min(10, model.n_expr)
+            expr[:k] = rng.normal(0.0, 1.5, k)
+        out.append((expr, 0.15 if model.expr_space != "arkit" else 0.0))
+    return out
 
 
 def orbit_camera(yaw: float, pitch: float, cfg: SyntheticConfig) -> Camera:
@@ -97,9 +130,9 @@ def build_synthetic(out: str | os.PathLike, cfg: SyntheticConfig = SyntheticConf
     description = (f"synthetic: {cfg.identities} built-in identities x {cfg.views} views, {cfg.resolution}px, "
                    f"seed {cfg.seed}, {cfg.heldout_expressions} held-out expressions")
     writer = DatasetWriter(out, model, model_spec, cfg.resolution, cfg.resolution, description, cfg.background)
-    heldout = [(random_expression(rng, model, cfg), rng.uniform(0.0, cfg.jaw_max))
-               for _ in range(cfg.heldout_expressions)]
-    total = cfg.identities * cfg.views + 2 * len(heldout) * min(cfg.heldout_identities, cfg.identities)
+    heldout = heldout_expressions(np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0x4E1D])), model,
+                                  cfg.heldout_expressions)
+    total = cfg.identities * cfg.views + (1 + len(heldout)) * min(cfg.heldout_identities, cfg.identities)
     done = 0
     for ident in range(cfg.identities):
         identity = source.sample(ident)
@@ -118,14 +151,13 @@ def build_synthetic(out: str | os.PathLike, cfg: SyntheticConfig = SyntheticConf
     for ident in range(min(cfg.heldout_identities, cfg.identities)):
         identity = source.sample(ident)
         camera = orbit_camera(0.0, 0.0, cfg)
-        for expr, jaw in heldout:
-            for neutral in (False, True):
-                params = identity.neutral_params()
-                if not neutral:
-                    params.expr = expr.copy()
-                    params.jaw = np.array([jaw, 0.0, 0.0], np.float32)
-                writer.add(_render(identity, params, camera, cfg), params, camera, ident, SPLIT_HELDOUT)
-                done += 1
-                if progress:
-                    progress(done, total)
+        for expr, jaw in [(None, 0.0)] + heldout:           # neutral first, then each held-out expression
+            params = identity.neutral_params()
+            if expr is not None:
+                params.expr = expr.copy()
+                params.jaw = np.array([jaw, 0.0, 0.0], np.float32)
+            writer.add(_render(identity, params, camera, cfg), params, camera, ident, SPLIT_HELDOUT)
+            done += 1
+            if progress:
+                progress(done, total)
     return writer.close()

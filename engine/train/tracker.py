@@ -7,7 +7,9 @@ frame k belongs to the k-th image of the folder in name order (PNG/JPEG), and th
 match. These trackers fit a FLAME head in front of a fixed or weak-perspective camera, so the
 camera here is one pinhole camera on the model's +Z axis (``fov`` degrees vertical, ``distance``
 metres from HEAD_CENTRE); the tracked head rotation and translation place the head in front of it.
-Images are centre-cropped to a square and resized to ``resolution``.
+Images are centre-cropped to a square and resized to ``resolution``. NeRF-style multi-view
+exports, which carry a camera per image, are built by ``nerf_export.build_from_export`` instead
+(``--transforms FOLDER``); handing one to ``--params`` is refused with a pointer to it.
 
 Expressions: FLAME-space tracks need a FLAME head model (components beyond the model's are
 dropped, missing ones are zero); ARKit-named tracks need an ARKit model and are matched by name.
@@ -66,18 +68,50 @@ def _expressions(seq, model: HeadModel, where: str) -> np.ndarray:
     return out
 
 
-def _square(path: str, resolution: int) -> np.ndarray:
+def square_crop_box(width: int, height: int) -> tuple[int, int, int]:
+    """(x0, y0, side) of the centred square crop of a width x height image (integer pixels)."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def square_image(path: str, resolution: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(rgb8 [resolution, resolution, 3] uint8 of the centred square crop, resized; (W, H) of the file)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
             w, h = im.size
-            side = min(w, h)
-            box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-            return np.asarray(im.crop(box).resize((resolution, resolution), Image.LANCZOS), np.uint8)
+            x0, y0, side = square_crop_box(w, h)
+            box = (x0, y0, x0 + side, y0 + side)
+            return np.asarray(im.crop(box).resize((resolution, resolution), Image.LANCZOS), np.uint8), (w, h)
+    except FileNotFoundError:
+        raise InputFileError(path, "missing: no such image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputFileError(path, f"not a readable image ({exc})") from None
+
+
+def tracked_head_params(seq, model: HeadModel, where: str) -> list[HeadParams]:
+    """One HeadParams per frame of ``seq`` (a ParamSequence) for ``model``; ``where`` names the source.
+
+    Shape is shared (truncated or zero-padded to the model's); expressions as ``_expressions``.
+    """
+    expr = _expressions(seq, model, where)
+    shape = np.zeros(model.n_shape, np.float32)
+    if seq.shape is not None:
+        m = min(model.n_shape, len(seq.shape))
+        shape[:m] = np.asarray(seq.shape, np.float32)[:m]
+    if not np.isfinite(shape).all():
+        raise InputFileError(where, "shape contains NaN or infinity")
+    out = []
+    for k in range(expr.shape[0]):
+        params = HeadParams(shape, expr[k], seq.global_rot[k], seq.neck[k], seq.jaw[k], seq.eyes[k],
+                            seq.translation[k])
+        for name in ("expr", "global_rot", "neck", "jaw", "eyes", "translation"):
+            if not np.isfinite(getattr(params, name)).all():
+                raise InputFileError(where, f"frame {k}: {name} contains NaN or infinity")
+        out.append(params)
+    return out
 
 
 def build_from_tracker(out: str, images_dir: str, params_path: str, model: HeadModel, model_spec: str,
@@ -90,11 +124,7 @@ def build_from_tracker(out: str, images_dir: str, params_path: str, model: HeadM
     if frames != len(images):
         raise InputFileError(params_path, f"has {frames} tracked frames but {images_dir} holds {len(images)} images "
                                           "(one frame per image, in name order)")
-    expr = _expressions(seq, model, params_path)
-    shape = np.zeros(model.n_shape, np.float32)
-    if seq.shape is not None:
-        m = min(model.n_shape, len(seq.shape))
-        shape[:m] = np.asarray(seq.shape, np.float32)[:m]
+    per_frame = tracked_head_params(seq, model, params_path)
     res = int(camera.resolution)
     f = 0.5 * res / np.tan(np.radians(camera.fov) / 2)
     eye = HEAD_CENTRE + np.array([0.0, 0.0, camera.distance])
@@ -102,32 +132,47 @@ def build_from_tracker(out: str, images_dir: str, params_path: str, model: HeadM
     writer = DatasetWriter(out, model, model_spec, res, res,
                            f"tracked: {len(images)} images from {os.path.abspath(images_dir)} "
                            f"({seq.source_format or 'tracker'} parameters {os.path.abspath(params_path)})")
-    for k, path in enumerate(images):
-        params = HeadParams(shape, expr[k], seq.global_rot[k], seq.neck[k], seq.jaw[k], seq.eyes[k],
-                            seq.translation[k])
-        for name in ("expr", "global_rot", "neck", "jaw", "eyes", "translation"):
-            if not np.isfinite(getattr(params, name)).all():
-                raise InputFileError(params_path, f"frame {k}: {name} contains NaN or infinity")
-        writer.add(_square(path, res), params, cam, identity, SPLIT_TRAIN)
+    for params, path in zip(per_frame, images):
+        writer.add(square_image(path, res)[0], params, cam, identity, SPLIT_TRAIN)
     return writer.close()
 
 
 def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out")
-    parser.add_argument("--images", required=True, help="folder of frames (PNG/JPEG, name order = frame order)")
-    parser.add_argument("--params", required=True, help="tracker output (flame_param.npz, SMIRK/EMOCA folder, …)")
+    parser.add_argument("--transforms", metavar="FOLDER",
+                        help="a VHAP/GaussianAvatars NeRF-style export (transforms*.json): every image with its "
+                             "own camera (replaces --images/--params)")
+    parser.add_argument("--heldout-splits", nargs="*", default=[], choices=("val", "test"),
+                        help="with --transforms: the transforms_val/_test frames to hold out (default: all train)")
+    parser.add_argument("--images", help="folder of frames (PNG/JPEG, name order = frame order)")
+    parser.add_argument("--params", help="tracker output (flame_param.npz, SMIRK/EMOCA folder, …)")
     parser.add_argument("--model", default="open", help="head model the parameters belong to (a FLAME file for FLAME trackers)")
     parser.add_argument("--resolution", type=int, default=128)
-    parser.add_argument("--fov", type=float, default=14.0, help="vertical field of view, degrees")
-    parser.add_argument("--distance", type=float, default=1.0, help="camera distance, metres")
+    parser.add_argument("--fov", type=float, default=14.0, help="vertical field of view, degrees (single camera)")
+    parser.add_argument("--distance", type=float, default=1.0, help="camera distance, metres (single camera)")
     parser.add_argument("--identity", type=int, default=0, help="subject number written for every image")
 
 
 def run_tracker_builder(args: argparse.Namespace) -> int:
+    from ..animation.formats import detect_format
     from ..head_model import load_head_model
 
     if not 8 <= args.resolution <= 4096:
         raise GaussianHeadsError("--resolution must lie in 8..4096")
+    if args.transforms:
+        if args.images or args.params:
+            raise GaussianHeadsError("--transforms replaces --images and --params (the export lists both)")
+        from .nerf_export import build_from_export
+
+        model = load_head_model(args.model)
+        print(build_from_export(args.out, args.transforms, model, args.model, args.resolution,
+                                tuple(args.heldout_splits), args.identity))
+        return 0
+    if not (args.images and args.params):
+        raise GaussianHeadsError("from-tracker needs --images and --params (or --transforms FOLDER)")
+    if detect_format(args.params) == "nerf_export":
+        raise GaussianHeadsError(f"{args.params} is a NeRF-style export with a camera per image: "
+                                 f"build from it with --transforms {args.params} (without --images/--params)")
     model = load_head_model(args.model)
     print(build_from_tracker(args.out, args.images, args.params, model, args.model,
                              TrackerCamera(args.resolution, args.fov, args.distance), args.identity))

@@ -28,3 +28,10 @@ def build_tiny_dataset(folder: str) -> str:
         build_synthetic(folder, SyntheticConfig(identities=3, views=4, resolution=16, n_gaussians=2048,
                                                 heldout_expressions=1, heldout_identities=2))
     return folder
+
+
+def train_state_tensors(run: str) -> dict:
+    """name -> numpy array of a run folder's state/train_state.safetensors (weights, Adam moments)."""
+    from safetensors.numpy import load_file
+
+    return load_file(os.path.join(run, "state", "train_state.safetensors"))
