@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
 import sys
@@ -14,6 +15,9 @@ from tests.engine.train_fixtures import TINY_FLAGS, build_tiny_dataset
 
 pytestmark = pytest.mark.slow
 FLAGS = [*TINY_FLAGS, "--onnx", "false"]
+# a development dependency: the oldest-stack venv (tests/engine/test_oldest_stack.py) has no tensorboard
+needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                                       reason="the tensorboard package is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,7 @@ def _csv(run: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@needs_tensorboard
 def test_scalars_follow_log_csv_and_sample_grids_are_images(tiny, tmp_path):
     run = str(tmp_path / "run")
     assert main(["train", "--data", tiny, "--out", run, "--steps", "4", *FLAGS, "--sample-every", "2",
@@ -53,6 +58,7 @@ def test_scalars_follow_log_csv_and_sample_grids_are_images(tiny, tmp_path):
     assert (images[0].width, images[0].height) == (8 * 16, 2 * 16)
 
 
+@needs_tensorboard
 def test_resume_replaces_what_an_interrupted_run_logged_after_its_state(tiny, tmp_path):
     run = str(tmp_path / "run")
     assert main(["train", "--data", tiny, "--out", run, "--steps", "2", *FLAGS]) == 0
