@@ -8,6 +8,9 @@ Shapes (T frames, E expression channels, S identity components):
     eyes         [T, 2, 3]  left, right eye axis-angle
     translation  [T, 3]     model-space translation, metres
     shape        [S] or None  identity β, when the file carries one
+    weak_perspective [T, 3] or None  per-frame weak-perspective camera (s, tx, ty) of DECA-family
+                 trackers (SMIRK, EMOCA): image NDC = s * (x + tx, y + ty), y up; only the dataset
+                 builder uses it (``engine.train.tracker``), animation import ignores it
 
 Frames are uniformly spaced: frame k is at time ``k / fps`` seconds. Readers whose source has
 irregular timestamps build the sequence with :meth:`ParamSequence.from_samples`, which resamples
@@ -56,6 +59,7 @@ class ParamSequence:
     space: str = "named"
     source_format: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
+    weak_perspective: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         fps = float(self.fps)
@@ -97,6 +101,13 @@ class ParamSequence:
                 raise GaussianHeadsError("shape holds a non-finite value (NaN or infinity)")
             object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "notes", dict(self.notes))
+        if self.weak_perspective is not None:
+            cams = np.ascontiguousarray(self.weak_perspective, dtype=np.float32)
+            if cams.shape != (T, 3):
+                raise GaussianHeadsError(f"weak_perspective has shape {cams.shape}, expected ({T}, 3)")
+            if not np.isfinite(cams).all() or (cams[:, 0] <= 0).any():
+                raise GaussianHeadsError("weak_perspective holds a non-finite value or a scale <= 0")
+            object.__setattr__(self, "weak_perspective", cams)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -182,7 +193,9 @@ class ParamSequence:
         if len(range(start, stop, step)) == 0:
             raise GaussianHeadsError(f"frames {start}:{stop} select nothing from {self.n_frames} frames")
         sl = slice(start, stop, step)
-        return self.replace(fps=self.fps / step, **{n: getattr(self, n)[sl] for n in PER_FRAME_FIELDS})
+        cams = None if self.weak_perspective is None else self.weak_perspective[sl]
+        return self.replace(fps=self.fps / step, weak_perspective=cams,
+                            **{n: getattr(self, n)[sl] for n in PER_FRAME_FIELDS})
 
     def slice_seconds(self, start: float, stop: float) -> "ParamSequence":
         """Frames whose times lie in ``[start, stop]`` seconds."""
@@ -218,6 +231,9 @@ class ParamSequence:
                 fields[name] = interpolate_axis_angle(arr, src_t, dst_t).astype(np.float32)
             else:
                 fields[name] = _lerp_rows(arr, src_t, dst_t)
+        if self.weak_perspective is not None:
+            cams = self.weak_perspective if keep is None else self.weak_perspective[keep]
+            fields["weak_perspective"] = _lerp_rows(cams, src_t, dst_t)
         return self.replace(**fields)
 
 

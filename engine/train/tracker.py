@@ -7,9 +7,20 @@ frame k belongs to the k-th image of the folder in name order (PNG/JPEG), and th
 match. These trackers fit a FLAME head in front of a fixed or weak-perspective camera, so the
 camera here is one pinhole camera on the model's +Z axis (``fov`` degrees vertical, ``distance``
 metres from HEAD_CENTRE); the tracked head rotation and translation place the head in front of it.
-Images are centre-cropped to a square and resized to ``resolution``. NeRF-style multi-view
-exports, which carry a camera per image, are built by ``nerf_export.build_from_export`` instead
-(``--transforms FOLDER``); handing one to ``--params`` is refused with a pointer to it.
+Images are centre-cropped to a square and resized to ``resolution``.
+
+DECA-family trackers (SMIRK, EMOCA) also solve a weak-perspective camera per image, cam = (s, tx, ty):
+image NDC = s * (x + tx, y + ty) of the posed FLAME vertices (y up), [-1, 1] spanning the square
+crop the tracker saw. When the sequence carries them (``ParamSequence.weak_perspective``) every
+image gets its own pinhole camera reproducing that projection at the head: on the model's +Z axis
+``weak_perspective_distance`` metres from the origin, fx = fy = D * s * N / 2,
+cx = N / 2 + s * tx * N / 2, cy = N / 2 - s * ty * N / 2 for an N-pixel square. The images must be
+those crops (SMIRK's 224 x 224 face crops); a non-square image is centre-cropped like any other,
+the NDC square being its centred shorter side (PyTorch3D's convention for non-square images).
+
+NeRF-style multi-view exports, which carry a camera per image, are built by
+``nerf_export.build_from_export`` instead (``--transforms FOLDER``); handing one to ``--params``
+is refused with a pointer to it.
 
 Expressions: FLAME-space tracks need a FLAME head model (components beyond the model's are
 dropped, missing ones are zero); ARKit-named tracks need an ARKit model and are matched by name.
@@ -23,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..animation.names import flame_index
 from ..errors import GaussianHeadsError, InputFileError
 from ..head_model.model import HeadModel, HeadParams
 from ..raster.camera import Camera, look_at
@@ -37,6 +49,7 @@ class TrackerCamera:
     resolution: int = 128
     fov: float = 14.0          # vertical field of view, degrees
     distance: float = 1.0      # metres from the head centre along +Z
+    weak_perspective_distance: float = 20.0  # metres: camera distance standing in for a weak-perspective cam
 
 
 def list_images(folder: str) -> list[str]:
@@ -56,8 +69,12 @@ def _expressions(seq, model: HeadModel, where: str) -> np.ndarray:
         if model.expr_space != "flame":
             raise InputFileError(where, f"is tracked in FLAME's expression space; head model '{model.name}' "
                                         "speaks ARKit (pass a FLAME model with --model)")
-        m = min(model.n_expr, seq.expr.shape[1])
-        out[:, :m] = seq.expr[:, :m]
+        index = [flame_index(n) for n in seq.expr_names]
+        if all(i is None for i in index):                     # unnamed coefficients: by position
+            index = list(range(seq.expr.shape[1]))
+        for col, i in enumerate(index):                       # SMIRK's eyeBlink* channels are not FLAME's
+            if i is not None and i < model.n_expr:
+                out[:, i] = seq.expr[:, col]
         return out
     names = list(model.expr_names)
     hits = [(i, names.index(n)) for i, n in enumerate(seq.expr_names) if n in names]
@@ -89,6 +106,27 @@ def square_image(path: str, resolution: int) -> tuple[np.ndarray, tuple[int, int
         raise InputFileError(path, "missing: no such image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputFileError(path, f"not a readable image ({exc})") from None
+
+
+def weak_perspective_camera(cam: np.ndarray, image_size: tuple[int, int], resolution: int,
+                            distance: float) -> Camera:
+    """Pinhole camera [resolution²] that reproduces the weak-perspective ``cam [3]`` (s, tx, ty) at the head.
+
+    ``image_size`` (W, H) is the tracked image; NDC [-1, 1] spans its centred shorter side, which is
+    exactly what ``square_image`` keeps. Pixel = (N/2 + s (x + tx) N/2, N/2 - s (y + ty) N/2) for a
+    point at depth 0; a point at depth z lands D / (D - z) ≈ 1 + z/D times as far from (cx, cy).
+    """
+    s, tx, ty = (float(v) for v in cam)
+    w, h = image_size
+    x0, y0, side = square_crop_box(w, h)
+    half = side / 2                                  # source pixels per NDC unit
+    zoom = resolution / side
+    f = distance * s * half * zoom
+    cx = (w / 2 + s * tx * half - x0) * zoom
+    cy = (h / 2 - s * ty * half - y0) * zoom
+    eye = np.array([0.0, 0.0, distance])
+    return Camera(look_at(eye, np.zeros(3), (0.0, 1.0, 0.0)), f, f, cx, cy, resolution, resolution,
+                  near=0.1 * distance, far=10.0 * distance)
 
 
 def tracked_head_params(seq, model: HeadModel, where: str) -> list[HeadParams]:
@@ -129,11 +167,19 @@ def build_from_tracker(out: str, images_dir: str, params_path: str, model: HeadM
     f = 0.5 * res / np.tan(np.radians(camera.fov) / 2)
     eye = HEAD_CENTRE + np.array([0.0, 0.0, camera.distance])
     cam = Camera(look_at(eye, HEAD_CENTRE, (0.0, 1.0, 0.0)), f, f, res / 2, res / 2, res, res)
+    cams = seq.weak_perspective
+    wp_distance = float(camera.weak_perspective_distance)
+    if cams is not None and not (np.isfinite(wp_distance) and wp_distance > 0):
+        raise GaussianHeadsError("the weak-perspective camera distance must be a positive number of metres")
+    how = "a weak-perspective camera per image" if cams is not None else "one camera"
     writer = DatasetWriter(out, model, model_spec, res, res,
                            f"tracked: {len(images)} images from {os.path.abspath(images_dir)} "
-                           f"({seq.source_format or 'tracker'} parameters {os.path.abspath(params_path)})")
-    for params, path in zip(per_frame, images):
-        writer.add(square_image(path, res)[0], params, cam, identity, SPLIT_TRAIN)
+                           f"({seq.source_format or 'tracker'} parameters {os.path.abspath(params_path)}, {how})")
+    for k, (params, path) in enumerate(zip(per_frame, images)):
+        rgb8, size = square_image(path, res)
+        if cams is not None:
+            cam = weak_perspective_camera(cams[k], size, res, wp_distance)
+        writer.add(rgb8, params, cam, identity, SPLIT_TRAIN)
     return writer.close()
 
 
@@ -150,6 +196,8 @@ def add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--fov", type=float, default=14.0, help="vertical field of view, degrees (single camera)")
     parser.add_argument("--distance", type=float, default=1.0, help="camera distance, metres (single camera)")
+    parser.add_argument("--weak-perspective-distance", type=float, default=20.0,
+                        help="camera distance, metres, standing in for SMIRK/EMOCA weak-perspective cams (cam.npy)")
     parser.add_argument("--identity", type=int, default=0, help="subject number written for every image")
 
 
@@ -175,5 +223,6 @@ def run_tracker_builder(args: argparse.Namespace) -> int:
                                  f"build from it with --transforms {args.params} (without --images/--params)")
     model = load_head_model(args.model)
     print(build_from_tracker(args.out, args.images, args.params, model, args.model,
-                             TrackerCamera(args.resolution, args.fov, args.distance), args.identity))
+                             TrackerCamera(args.resolution, args.fov, args.distance, args.weak_perspective_distance),
+                             args.identity))
     return 0

@@ -6,7 +6,8 @@ SMIRK::
     folder/00000/jawpose.npy    [3]               jaw axis-angle
     folder/00000/globalpose.npy [3]               head (global) axis-angle
     folder/00000/eyelid.npy     [2]               eyelid closure in [0, 1] (left, right)
-    folder/00000/shape.npy, cam.npy               identity (first frame kept), camera (ignored)
+    folder/00000/shape.npy                        identity (first frame kept)
+    folder/00000/cam.npy        [3]               weak-perspective camera (s, tx, ty), optional
 
 or the same names directly in ``folder/`` holding stacked ``[T, …]`` arrays.
 
@@ -14,12 +15,18 @@ EMOCA (one folder per image)::
 
     folder/000001/exp.npy   [50]
     folder/000001/pose.npy  [6]   global axis-angle 3, jaw axis-angle 3
+    folder/000001/cam.npy   [3]   weak-perspective camera (s, tx, ty), optional
     folder/000001/shape.npy, tex.npy, …
 
 Frames are ordered by folder name (natural order: ``frame2`` before ``frame10``). Neither format
 stores a frame rate; ``DEFAULT_FPS`` is assumed and noted. SMIRK's eyelid values become the
 channels ``eyeBlinkLeft``/``eyeBlinkRight`` (0 open … 1 closed), after the FLAME coefficients
 ``expr_000`` …
+
+``cam.npy`` (DECA's convention, which SMIRK and EMOCA keep: image NDC = s * (x + tx, y + ty) of
+the posed FLAME vertices, y up, [-1, 1] across the square crop the tracker saw) becomes
+``ParamSequence.weak_perspective``; it must be finite with s > 0. Animation import ignores it; the
+dataset builder (``engine.train.tracker``) turns it into a camera per image.
 """
 
 from __future__ import annotations
@@ -129,11 +136,25 @@ def _collect(folder: str, required: tuple[str, ...], spec: dict[str, int | None]
     return out, []
 
 
+def _weak_perspective(folder: str, arrays: dict[str, np.ndarray], frames: list[str]) -> np.ndarray | None:
+    """``[T, 3]`` validated cam.npy rows (s, tx, ty), or None when the folder has none."""
+    cams = arrays.get("cam")
+    if cams is None:
+        return None
+    bad = np.flatnonzero(~np.isfinite(cams).all(axis=1) | ~(cams[:, 0] > 0))
+    if bad.size:
+        k = int(bad[0])
+        where = os.path.join(folder, frames[k], "cam.npy") if frames else os.path.join(folder, "cam.npy")
+        row = "" if frames else f"frame {k}: "
+        raise InputFileError(where, f"{row}weak-perspective camera {cams[k].tolist()} is not finite with scale s > 0")
+    return cams
+
+
 def read_smirk_folder(path: str | os.PathLike) -> ParamSequence:
     """A SMIRK per-frame folder as a ParamSequence (space "flame", blink channels appended)."""
     path = os.fspath(path)
     arrays, frames = _collect(path, ("exp.npy", "jawpose.npy"),
-                              {"exp": None, "jawpose": 3, "globalpose": 3, "eyelid": 2, "shape": None})
+                              {"exp": None, "jawpose": 3, "globalpose": 3, "eyelid": 2, "shape": None, "cam": 3})
     expr = arrays["exp"]
     T = expr.shape[0]
     names = [flame_expr_name(i) for i in range(expr.shape[1])]
@@ -146,6 +167,7 @@ def read_smirk_folder(path: str | os.PathLike) -> ParamSequence:
         names += list(BLINK_NAMES)
         notes.setdefault("eyeBlinkLeft", "from SMIRK eyelid[0] (0 open, 1 closed)")
         notes.setdefault("eyeBlinkRight", "from SMIRK eyelid[1] (0 open, 1 closed)")
+    cams = _weak_perspective(path, arrays, frames)
     z = np.zeros((T, 3), np.float32)
     try:
         return ParamSequence(
@@ -153,7 +175,7 @@ def read_smirk_folder(path: str | os.PathLike) -> ParamSequence:
             jaw=arrays.get("jawpose", z), neck=z, global_rot=arrays.get("globalpose", z),
             eyes=np.zeros((T, 2, 3), np.float32), translation=z,
             shape=arrays["shape"][0] if "shape" in arrays else None,
-            space="flame", source_format="smirk_folder", notes=notes,
+            space="flame", source_format="smirk_folder", notes=notes, weak_perspective=cams,
         )
     except GaussianHeadsError as exc:
         raise InputFileError(path, str(exc)) from None
@@ -162,10 +184,11 @@ def read_smirk_folder(path: str | os.PathLike) -> ParamSequence:
 def read_emoca_folder(path: str | os.PathLike) -> ParamSequence:
     """An EMOCA per-image folder as a ParamSequence (space "flame")."""
     path = os.fspath(path)
-    arrays, frames = _collect(path, EMOCA_FILES, {"exp": None, "pose": 6, "shape": None})
+    arrays, frames = _collect(path, EMOCA_FILES, {"exp": None, "pose": 6, "shape": None, "cam": 3})
     if "pose" not in arrays:
         raise InputFileError(path, "has no pose.npy")
     expr, pose = arrays["exp"], arrays["pose"]
+    cams = _weak_perspective(path, arrays, frames)
     T = expr.shape[0]
     z = np.zeros((T, 3), np.float32)
     try:
@@ -175,7 +198,7 @@ def read_emoca_folder(path: str | os.PathLike) -> ParamSequence:
             eyes=np.zeros((T, 2, 3), np.float32), translation=z,
             shape=arrays["shape"][0] if "shape" in arrays else None,
             space="flame", source_format="emoca_folder",
-            notes={"fps": f"EMOCA stores no frame rate; assumed {DEFAULT_FPS:g} fps"},
+            notes={"fps": f"EMOCA stores no frame rate; assumed {DEFAULT_FPS:g} fps"}, weak_perspective=cams,
         )
     except GaussianHeadsError as exc:
         raise InputFileError(path, str(exc)) from None
