@@ -42,7 +42,7 @@ from ..errors import GaussianHeadsError, InputFileError
 from ..head_model.model import HeadModel
 from ..raster.camera import Camera
 from .dataset import SPLIT_HELDOUT, SPLIT_TRAIN, DatasetWriter
-from .tracker import square_crop_box, square_image, tracked_head_params
+from .tracker import crop_intrinsics, square_image, tracked_head_params
 
 SPLIT_FILES = ("transforms_train.json", "transforms_val.json", "transforms_test.json")
 HELDOUT_NAMES = ("val", "test")
@@ -103,9 +103,8 @@ def opencv_world_to_cam(c2w_opengl: np.ndarray) -> np.ndarray:
 
 def crop_camera(view: ExportView, resolution: int) -> Camera:
     """The view's camera on the centred square crop of its image, resized to resolution²."""
-    x0, y0, side = square_crop_box(view.width, view.height)
-    s = resolution / side
-    return Camera(view.world_to_cam, view.fx * s, view.fy * s, (view.cx - x0) * s, (view.cy - y0) * s,
+    return Camera(view.world_to_cam,
+                  *crop_intrinsics(view.fx, view.fy, view.cx, view.cy, view.width, view.height, resolution),
                   resolution, resolution)
 
 

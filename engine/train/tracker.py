@@ -91,6 +91,14 @@ def square_crop_box(width: int, height: int) -> tuple[int, int, int]:
     return (width - side) // 2, (height - side) // 2, side
 
 
+def crop_intrinsics(fx: float, fy: float, cx: float, cy: float, width: int, height: int,
+                    resolution: int) -> tuple[float, float, float, float]:
+    """Pixel intrinsics of a width x height image -> those of its centred square crop resized to resolution²."""
+    x0, y0, side = square_crop_box(width, height)
+    zoom = resolution / side
+    return fx * zoom, fy * zoom, (cx - x0) * zoom, (cy - y0) * zoom
+
+
 def square_image(path: str, resolution: int) -> tuple[np.ndarray, tuple[int, int]]:
     """(rgb8 [resolution, resolution, 3] uint8 of the centred square crop, resized; (W, H) of the file)."""
     from PIL import Image, UnidentifiedImageError
@@ -118,15 +126,12 @@ def weak_perspective_camera(cam: np.ndarray, image_size: tuple[int, int], resolu
     """
     s, tx, ty = (float(v) for v in cam)
     w, h = image_size
-    x0, y0, side = square_crop_box(w, h)
-    half = side / 2                                  # source pixels per NDC unit
-    zoom = resolution / side
-    f = distance * s * half * zoom
-    cx = (w / 2 + s * tx * half - x0) * zoom
-    cy = (h / 2 - s * ty * half - y0) * zoom
+    half = min(w, h) / 2                             # source pixels per NDC unit
+    f = distance * s * half
     eye = np.array([0.0, 0.0, distance])
-    return Camera(look_at(eye, np.zeros(3), (0.0, 1.0, 0.0)), f, f, cx, cy, resolution, resolution,
-                  near=0.1 * distance, far=10.0 * distance)
+    return Camera(look_at(eye, np.zeros(3), (0.0, 1.0, 0.0)),
+                  *crop_intrinsics(f, f, w / 2 + s * tx * half, h / 2 - s * ty * half, w, h, resolution),
+                  resolution, resolution, near=0.1 * distance, far=10.0 * distance)
 
 
 def tracked_head_params(seq, model: HeadModel, where: str) -> list[HeadParams]:
